@@ -1,0 +1,116 @@
+"""The benchmark suite's importable core: datasets, one task per (dataset, method, seed), metrics.
+
+Each task runs in a fresh child process (``run.py --task``) so that its wall time and peak
+RSS are its own. Labels are used only to score embeddings, never to train them.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import resource
+import subprocess
+import sys
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+HERE = Path(__file__).resolve().parent
+DEFAULT_DATA = HERE.parent.parent / "shared" / "data"
+PEERS_CELLS = ("pca50",)
+PEERS_DNA = ("kmer4", "kmer6")
+
+
+@dataclass
+class Task:
+    dataset: str  # "mouse_bladder", "pbmc68k_reduced", "nontata", "cells:PATH:LABEL", "dna:PATH"
+    method: str  # a package --method, or a peer (pca50, kmer4, kmer6)
+    seed: int
+    epochs: int | None
+    data_root: str
+
+
+def dataset_kind(dataset: str) -> str:
+    return "dna" if dataset == "nontata" or dataset.startswith("dna:") else "cells"
+
+
+def _load_cells(task: Task):
+    import scanpy as sc
+
+    if task.dataset == "pbmc68k_reduced":
+        return sc.datasets.pbmc68k_reduced(), "bulk_labels"
+    if task.dataset == "mouse_bladder":
+        return sc.read_h5ad(Path(task.data_root) / "mouse_bladder_2100.h5ad"), "cell_type"
+    _, path, label = task.dataset.split(":", 2)
+    return sc.read_h5ad(path), label
+
+
+def _dna_path(task: Task) -> Path:
+    if task.dataset == "nontata":
+        return Path(task.data_root) / "genomic_benchmarks" / "human_nontata_promoters"
+    return Path(task.dataset.split(":", 1)[1])
+
+
+def _cells_task(task: Task) -> dict[str, float]:
+    from diffaug_bio import tl
+    from diffaug_bio.baselines import pca_embedding
+    from diffaug_bio.evaluate import knn_accuracy, leiden_scores, logreg_accuracy
+
+    adata, label = _load_cells(task)
+    labels = adata.obs[label].astype(str).to_numpy()
+    start = time.perf_counter()
+    if task.method == "pca50":
+        embedding = pca_embedding(adata)
+    else:
+        tl.embed(adata, task.method, epochs=task.epochs, seed=task.seed, device="cpu")
+        embedding = adata.obsm["X_diffaug"]
+    train_seconds = time.perf_counter() - start
+    leiden = leiden_scores(embedding, labels, seed=task.seed)
+    return {
+        "knn15_accuracy": knn_accuracy(embedding, labels),
+        "logreg_accuracy": logreg_accuracy(embedding, labels),
+        "leiden_ari": leiden["ari"],
+        "leiden_nmi": leiden["nmi"],
+        "train_seconds": train_seconds,
+    }
+
+
+def _dna_task(task: Task) -> dict[str, float]:
+    from diffaug_bio import tl
+    from diffaug_bio.baselines import kmer_frequencies
+    from diffaug_bio.evaluate import linear_probe
+    from diffaug_bio.io import load_dna_dataset
+
+    sequences = load_dna_dataset(str(_dna_path(task)))
+    start = time.perf_counter()
+    if task.method.startswith("kmer"):
+        features = kmer_frequencies(sequences.sequences, int(task.method[4:]))
+        train = np.asarray(sequences.splits) == "train"
+        labels = np.asarray(sequences.labels)
+        accuracy = linear_probe(features[train], labels[train], features[~train], labels[~train])
+    else:
+        result = tl.train_dna(sequences, method=task.method, epochs=task.epochs, seed=task.seed,
+                              device="cpu")  # fmt: skip
+        accuracy = result.metrics["linear_probe_accuracy"]
+    return {"linear_probe_accuracy": accuracy, "train_seconds": time.perf_counter() - start}
+
+
+def run_task(task: Task) -> dict[str, float]:
+    """Run one task in this process; add wall seconds and this process's peak RSS."""
+    start = time.perf_counter()
+    metrics = _dna_task(task) if dataset_kind(task.dataset) == "dna" else _cells_task(task)
+    metrics["wall_s"] = time.perf_counter() - start
+    metrics["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    return metrics
+
+
+def run_in_child(task: Task) -> dict[str, float]:
+    """Run ``task`` in a fresh Python process (clean memory figures); return its metrics."""
+    command = [sys.executable, str(HERE / "run.py"), "--task", json.dumps(asdict(task))]
+    env = {**os.environ, "PYTHONWARNINGS": "ignore"}
+    completed = subprocess.run(command, capture_output=True, text=True, env=env, check=False)
+    if completed.returncode != 0:
+        raise RuntimeError(f"task {task} failed:\n{completed.stderr[-3000:]}")
+    return json.loads(completed.stdout.strip().splitlines()[-1])

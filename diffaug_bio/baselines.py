@@ -1,0 +1,43 @@
+"""The baselines an embedding must beat, computed the standard way.
+
+Cells: PCA-50 after scanpy's standard pipeline. DNA: k-mer frequency vectors.
+"""
+
+from __future__ import annotations
+
+import itertools
+
+import anndata as ad
+import numpy as np
+import scanpy as sc
+from scipy import sparse
+from sklearn.feature_extraction.text import CountVectorizer
+
+from .io.expression import get_matrix, looks_like_counts
+
+
+def pca_embedding(adata: ad.AnnData, layer: str | None = None, n_comps: int = 50) -> np.ndarray:
+    """normalize_total(1e4) + log1p (raw counts only), 2,000 HVG, scale (max 10), PCA."""
+    matrix = get_matrix(adata, layer)
+    scratch = ad.AnnData(
+        matrix.astype(np.float32) if sparse.issparse(matrix) else np.asarray(matrix, np.float32)
+    )
+    if looks_like_counts(matrix):
+        sc.pp.normalize_total(scratch, target_sum=1e4)
+        sc.pp.log1p(scratch)
+    if scratch.n_vars > 2000:
+        sc.pp.highly_variable_genes(scratch, n_top_genes=2000)
+        scratch = scratch[:, scratch.var["highly_variable"]].copy()
+    sc.pp.scale(scratch, max_value=10)
+    n_comps = min(n_comps, scratch.n_obs - 1, scratch.n_vars - 1)
+    sc.tl.pca(scratch, n_comps=n_comps, random_state=0)
+    return scratch.obsm["X_pca"]
+
+
+def kmer_frequencies(sequences: list[str], k: int) -> np.ndarray:
+    """Frequencies of every k-mer over A/C/G/T (k-mers holding other characters are skipped)."""
+    vocabulary = ["".join(kmer) for kmer in itertools.product("acgt", repeat=k)]
+    counter = CountVectorizer(analyzer="char", ngram_range=(k, k), vocabulary=vocabulary)
+    counts = counter.transform(sequences).astype(np.float32)
+    totals = np.asarray(counts.sum(axis=1))
+    return np.asarray(counts.multiply(1 / np.maximum(totals, 1)).todense())

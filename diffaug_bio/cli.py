@@ -1,0 +1,280 @@
+"""The ``diffaug-bio`` command line: a thin layer over :mod:`diffaug_bio.tl`.
+
+Exit status: 0 success; 2 bad usage or bad input (one line on stderr); 1 anything else.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import traceback
+from pathlib import Path
+
+import click
+
+from . import __version__, tl
+from ._errors import InputError
+from ._utils import set_progress
+from .io.expression import get_matrix
+from .io.h5ad import check_output_folder, check_writable, read_h5ad, write_h5ad_atomic
+from .methods import METHODS
+from .train import TrainingDiverged
+
+logger = logging.getLogger("diffaug_bio")
+
+_handler: logging.Handler | None = None
+_verbose = False
+
+
+def _configure_logging(quiet: bool, verbose: bool) -> None:
+    """Messages go to stderr as ``diffaug-bio: …``; replaced on each call (tests call often)."""
+    global _handler, _verbose
+    _verbose = verbose
+    if _handler is not None:
+        logger.removeHandler(_handler)
+    _handler = logging.StreamHandler(sys.stderr)
+    _handler.setFormatter(logging.Formatter("diffaug-bio: %(message)s"))
+    logger.addHandler(_handler)
+    logger.setLevel(logging.WARNING if quiet else logging.DEBUG if verbose else logging.INFO)
+    logger.propagate = False
+    set_progress(not quiet)
+
+
+class DiffAugGroup(click.Group):
+    """Turns every failure into one line on stderr and the contract's exit status."""
+
+    def main(self, args=None, prog_name=None, **extra):  # type: ignore[override]
+        extra.pop("standalone_mode", None)
+        try:
+            status = super().main(args, prog_name, standalone_mode=False, **extra)
+        except (InputError, click.ClickException) as error:
+            message = error.format_message() if isinstance(error, click.ClickException) else error
+            _fail(f"error: {message}", 2)
+        except TrainingDiverged as error:
+            _fail(f"error: {error}", 1)
+        except (KeyboardInterrupt, click.Abort):
+            _fail("interrupted", 130)
+        except Exception as error:
+            if _verbose:
+                traceback.print_exc()
+            _fail(
+                f"internal error: {type(error).__name__}: {error} (--verbose shows the traceback)",
+                1,
+            )
+        sys.exit(status if isinstance(status, int) else 0)
+
+
+def _fail(message: str, status: int) -> None:
+    click.echo(f"diffaug-bio: {' '.join(str(message).split())}", err=True)
+    sys.exit(status)
+
+
+def training_options(function):
+    """Options shared by every command that trains an encoder."""
+    decorators = [
+        click.option("--method", type=click.Choice(sorted(METHODS)), default=tl.DEFAULT_METHOD,
+                     show_default=True, help="Contrastive method."),
+        click.option("--epochs", type=click.IntRange(min=1), default=None,
+                     help="Training epochs [default: per modality]."),
+        click.option("--dim", type=click.IntRange(min=2), default=None,
+                     help="Embedding size [default: 50 cells, 128 DNA]."),
+        click.option("--seed", type=int, default=0, show_default=True,
+                     help="Fixes every random choice; same seed, same embedding on CPU."),
+        click.option("--device", type=click.Choice(["auto", "cpu", "cuda", "mps"]), default="auto",
+                     show_default=True, help="auto picks cuda, then mps, then cpu."),
+    ]  # fmt: skip
+    for decorator in reversed(decorators):
+        function = decorator(function)
+    return function
+
+
+@click.group(cls=DiffAugGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="diffaug-bio")
+@click.option("-q", "--quiet", is_flag=True, help="Only warnings and errors; no progress bars.")
+@click.option(
+    "-v", "--verbose", is_flag=True, help="Debug messages; tracebacks on internal errors."
+)
+def cli(quiet: bool, verbose: bool) -> None:
+    """Contrastive embeddings of cells and DNA sequences with diffusion-generated positives.
+
+    \b
+    Examples:
+      diffaug-bio demo
+      diffaug-bio embed cells.h5ad -o cells.embedded.h5ad
+      diffaug-bio train-dna human_nontata_promoters --gb-root data/ -o run/
+    """
+    _configure_logging(quiet, verbose)
+
+
+@cli.command()
+@click.argument("input_file", metavar="INPUT.h5ad", type=click.Path(dir_okay=False))
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="Write here; without it INPUT is updated in place, atomically.",
+)
+@click.option("--layer", default=None, help="Use adata.layers[NAME] instead of X.")
+@click.option("--key-added", default=tl.DEFAULT_KEY, show_default=True, help="obsm key to write.")
+@training_options
+@click.option(
+    "--save-model",
+    type=click.Path(file_okay=False),
+    default=None,
+    help="Save the trained model to this folder.",
+)
+@click.option(
+    "--model",
+    "model_dir",
+    type=click.Path(file_okay=False),
+    default=None,
+    help="Apply a saved model instead of training (genes must match).",
+)
+def embed(input_file, output, layer, key_added, method, epochs, dim, seed, device, save_model,
+          model_dir) -> None:  # fmt: skip
+    """Embed the cells of an .h5ad file into obsm[KEY].
+
+    Raw counts are detected and normalised (normalize_total + log1p); with more than 2,000
+    genes the highly variable ones are used. Writes obsm[KEY] and uns["diffaug"]["params"].
+
+    \b
+    Examples:
+      diffaug-bio embed cells.h5ad -o cells.embedded.h5ad
+      diffaug-bio embed cells.h5ad --layer counts --save-model model/
+      diffaug-bio embed new_cells.h5ad --model model/ -o new_cells.embedded.h5ad
+    """
+    destination = Path(output) if output else Path(input_file)
+    adata = read_h5ad(input_file)
+    check_writable(destination)
+    if model_dir is None:
+        get_matrix(adata, layer)  # fail on an unknown layer before any work
+    logger.info("read %s: %d cells × %d genes", input_file, adata.n_obs, adata.n_vars)
+    model = tl.embed(adata, method, layer=layer, key_added=key_added, epochs=epochs, dim=dim,
+                     seed=seed, device=device, model=model_dir)  # fmt: skip
+    write_h5ad_atomic(adata, destination)
+    logger.info(
+        "wrote obsm[%r] (%d × %d) to %s", key_added, *adata.obsm[key_added].shape, destination
+    )
+    if save_model:
+        model.save(save_model)
+        logger.info("saved the model to %s", save_model)
+
+
+@cli.command("train-dna")
+@click.argument("dataset")
+@click.option(
+    "--gb-root",
+    type=click.Path(file_okay=False),
+    default=None,
+    help="Folder holding Genomic Benchmarks datasets (NAME/{train,test}/CLASS/*.txt).",
+)
+@click.option(
+    "-o",
+    "--outdir",
+    type=click.Path(file_okay=False),
+    default="diffaug-dna",
+    show_default=True,
+    help="Output folder.",
+)
+@click.option(
+    "--encoder",
+    type=click.Choice(["cnn", "transformer"]),
+    default="cnn",
+    show_default=True,
+    help="Sequence encoder.",
+)
+@training_options
+@click.option(
+    "--max-len",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Window width: longer sequences are centre-cropped, shorter ones centred and "
+    "zero-padded [default: longest training sequence].",
+)
+def train_dna(dataset, gb_root, outdir, encoder, method, epochs, dim, seed, device, max_len):
+    """Train a DNA encoder without labels; write embeddings, model and linear-probe metrics.
+
+    DATASET is a Genomic Benchmarks name (looked up under --gb-root, then
+    ~/.genomic_benchmarks, then downloaded if genomic-benchmarks is installed and online),
+    a folder in that layout, a FASTA/FASTQ file, or a CSV with columns seq[,label][,split].
+
+    \b
+    Writes OUTDIR/embeddings.h5ad (obs: split, label; obsm["X_diffaug"]),
+    OUTDIR/model/ and OUTDIR/metrics.json (linear probe: fit on train, score on test).
+
+    \b
+    Examples:
+      diffaug-bio train-dna human_nontata_promoters --gb-root data/genomic_benchmarks -o run/
+      diffaug-bio train-dna sequences.csv --encoder transformer --epochs 10 -o run/
+    """
+    check_output_folder(outdir)
+    result = tl.train_dna(dataset, gb_root=gb_root, encoder=encoder, method=method, epochs=epochs,
+                          dim=dim, seed=seed, device=device, max_len=max_len)  # fmt: skip
+    result.save(outdir)
+    accuracy = result.metrics["linear_probe_accuracy"]
+    if accuracy is not None:
+        click.echo(f"linear-probe accuracy (test split): {accuracy:.4f}")
+    logger.info("wrote %s/embeddings.h5ad, %s/model/, %s/metrics.json", outdir, outdir, outdir)
+
+
+@cli.command("embed-dna")
+@click.argument("input_file", metavar="INPUT.fa", type=click.Path(dir_okay=False))
+@click.option(
+    "--model",
+    "model_dir",
+    required=True,
+    type=click.Path(file_okay=False),
+    help="A model folder written by train-dna.",
+)
+@click.option(
+    "-o",
+    "--output",
+    required=True,
+    type=click.Path(dir_okay=False),
+    help="The .h5ad to write (obsm['X_diffaug']).",
+)
+@click.option(
+    "--device", type=click.Choice(["auto", "cpu", "cuda", "mps"]), default="auto", show_default=True
+)
+def embed_dna(input_file, model_dir, output, device) -> None:
+    """Embed sequences (FASTA/FASTQ/CSV) with a saved DNA model.
+
+    \b
+    Example:
+      diffaug-bio embed-dna promoters.fa --model run/model -o promoters.h5ad
+    """
+    check_writable(output)
+    adata = tl.embed_dna(input_file, model_dir, device)
+    write_h5ad_atomic(adata, output)
+    logger.info("wrote %d embeddings to %s", adata.n_obs, output)
+
+
+@cli.command()
+@click.option(
+    "-o",
+    "--outdir",
+    type=click.Path(file_okay=False),
+    default="diffaug-demo",
+    show_default=True,
+    help="Output folder.",
+)
+@training_options
+def demo(outdir, method, epochs, dim, seed, device) -> None:
+    """Embed scanpy's bundled pbmc68k_reduced, draw a UMAP PNG and print kNN accuracy.
+
+    \b
+    Example:
+      diffaug-bio demo -o diffaug-demo
+    """
+    from .demo import run_demo
+
+    scores = run_demo(outdir, method=method, epochs=epochs, dim=dim, seed=seed, device=device)
+    click.echo(f"pbmc68k_reduced kNN-15 accuracy: {scores['knn15_accuracy']:.3f} "
+               f"(shipped PCA-50: {scores['knn15_accuracy_pca50']:.3f}); "
+               f"Leiden ARI {scores['leiden_ari']:.3f}")  # fmt: skip
+    click.echo(f"UMAP: {Path(outdir) / 'umap.png'}")
+
+
+def main() -> None:
+    cli.main(prog_name="diffaug-bio")

@@ -1,0 +1,60 @@
+"""Hand-designed views: the SimCLR baseline's augmentations, one set per modality.
+
+A view function takes a batch (already on the training device) and a torch generator and
+returns a randomly augmented copy; two calls give the two views of a positive pair.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+
+@dataclass
+class ExpressionViews:
+    """Gene masking (a random ``mask_rate`` of genes set to the gene mean, i.e. 0 after
+    standardisation) plus Gaussian noise of standard deviation ``noise``."""
+
+    mask_rate: float = 0.3
+    noise: float = 0.2
+
+    def __call__(self, x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        keep = torch.rand(x.shape, generator=generator) >= self.mask_rate
+        noise = torch.randn(x.shape, generator=generator) * self.noise
+        return x * keep.to(x.device) + noise.to(x.device)
+
+
+@dataclass
+class DNAViews:
+    """Reverse complement (p = 0.5), a shift of up to ``max_shift`` positions (zero-filled),
+    base substitutions at rate ``substitution_rate`` and masking (position set to ``N``)
+    at rate ``mask_rate``. Every view stays a valid encoding."""
+
+    max_shift: int = 10
+    substitution_rate: float = 0.05
+    mask_rate: float = 0.02
+
+    def __call__(self, x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        n, _, length = x.shape
+        flip = (torch.rand(n, generator=generator) < 0.5).to(x.device)
+        # reverse complement: reverse positions, and A<->T, C<->G is reversing the channel axis
+        x = torch.where(flip[:, None, None], x.flip(1, 2), x)
+        x = shift(x, torch.randint(-self.max_shift, self.max_shift + 1, (n,), generator=generator))
+        present = x.sum(1, keepdim=True) > 0
+        draw = torch.rand(n, 1, length, generator=generator).to(x.device)
+        random_base = torch.randint(0, 4, (n, length), generator=generator).to(x.device)
+        substituted = torch.nn.functional.one_hot(random_base, 4).permute(0, 2, 1).to(x.dtype)
+        x = torch.where((draw < self.substitution_rate) & present, substituted, x)
+        masked = draw > 1 - self.mask_rate
+        return torch.where(masked & present, torch.full_like(x, 0.25), x)
+
+
+def shift(x: torch.Tensor, offsets: torch.Tensor) -> torch.Tensor:
+    """Shift each sequence of ``x (N, 4, L)`` right by ``offsets[i]`` (left if negative),
+    filling the vacated positions with padding (all-zero columns)."""
+    length = x.shape[-1]
+    source = torch.arange(length)[None, :] - offsets[:, None]  # (N, L)
+    valid = ((source >= 0) & (source < length)).to(x.device)
+    gathered = x.gather(2, source.clamp(0, length - 1).to(x.device)[:, None, :].expand(-1, 4, -1))
+    return gathered * valid[:, None, :]

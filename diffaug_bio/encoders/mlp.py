@@ -1,0 +1,27 @@
+"""The tabular (expression) encoder."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from itertools import pairwise
+
+import torch
+from torch import nn
+
+
+def mlp_block(n_in: int, n_out: int) -> nn.Sequential:
+    """Linear → BatchNorm → LeakyReLU(0.1), the reference DiffAug encoder block."""
+    return nn.Sequential(nn.Linear(n_in, n_out), nn.BatchNorm1d(n_out), nn.LeakyReLU(0.1))
+
+
+class MLPEncoder(nn.Module):
+    """Cells × genes → fixed-size embedding z (no activation on z)."""
+
+    def __init__(self, n_features: int, dim: int = 50, hidden: Sequence[int] = (512, 256)):
+        super().__init__()
+        widths = [n_features, *hidden]
+        self.blocks = nn.Sequential(*(mlp_block(a, b) for a, b in pairwise(widths)))
+        self.out = nn.Linear(widths[-1], dim)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.out(self.blocks(x))

@@ -1,0 +1,25 @@
+"""Readers and writers: AnnData files, DNA sequence files and Genomic Benchmarks datasets."""
+
+from .expression import ExpressionPreprocessing
+from .genomic_benchmarks import load_dna_dataset, read_benchmark_folder
+from .h5ad import read_h5ad, write_h5ad_atomic
+from .sequences import (
+    SequenceEncoding,
+    SequenceSet,
+    one_hot_decode,
+    one_hot_encode,
+    read_sequence_file,
+)
+
+__all__ = [
+    "ExpressionPreprocessing",
+    "SequenceEncoding",
+    "SequenceSet",
+    "load_dna_dataset",
+    "one_hot_decode",
+    "one_hot_encode",
+    "read_benchmark_folder",
+    "read_h5ad",
+    "read_sequence_file",
+    "write_h5ad_atomic",
+]

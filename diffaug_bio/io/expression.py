@@ -1,0 +1,162 @@
+"""Turning an AnnData matrix into encoder input, the same way at training and at reuse.
+
+The rule, decided once at fit time and saved with a model:
+
+* raw counts (every value a non-negative integer) are normalised with scanpy's
+  ``normalize_total`` (10,000 per cell) and ``log1p``; anything else (log-normalised,
+  scaled, negative values as in ``pbmc68k_reduced``) is used as is;
+* with more genes than ``n_top_genes`` (default 2,000) and non-negative values, the
+  highly variable genes are kept (scanpy's ``highly_variable_genes``, flavour ``seurat``);
+* each kept gene is standardised to zero mean and unit variance (clipped at ±10), with
+  the training data's mean and standard deviation.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+
+import anndata as ad
+import numpy as np
+import scanpy as sc
+from scipy import sparse
+
+from .._errors import InputError
+
+logger = logging.getLogger("diffaug_bio")
+
+TARGET_SUM = 1e4
+CLIP = 10.0
+
+
+def get_matrix(adata: ad.AnnData, layer: str | None) -> np.ndarray | sparse.spmatrix:
+    """The matrix a user asked for: ``adata.X`` or ``adata.layers[layer]``."""
+    if layer is None:
+        if adata.X is None:
+            raise InputError("AnnData has no X matrix; name a layer with --layer")
+        return adata.X
+    if layer not in adata.layers:
+        available = ", ".join(adata.layers.keys()) or "none"
+        raise InputError(f"unknown layer {layer!r} (layers in the file: {available})")
+    return adata.layers[layer]
+
+
+def _values(matrix: np.ndarray | sparse.spmatrix) -> np.ndarray:
+    """The stored values of a matrix (the non-zeros of a sparse one), for checks."""
+    if sparse.issparse(matrix):
+        return np.asarray(matrix.data)
+    return np.asarray(matrix).ravel()
+
+
+def check_finite(matrix: np.ndarray | sparse.spmatrix, what: str) -> None:
+    values = _values(matrix)
+    if not np.isfinite(values).all():
+        bad = int((~np.isfinite(values)).sum())
+        raise InputError(f"{what} holds {bad} NaN or infinite values; clean them before embedding")
+
+
+def looks_like_counts(matrix: np.ndarray | sparse.spmatrix) -> bool:
+    """True when every stored value is a non-negative integer."""
+    values = _values(matrix)
+    return bool(values.size and values.min() >= 0 and np.all(np.mod(values, 1) == 0))
+
+
+def _log_normalise(matrix: np.ndarray | sparse.spmatrix) -> np.ndarray | sparse.spmatrix:
+    """normalize_total (10,000) + log1p through scanpy, on a throw-away AnnData."""
+    if sparse.issparse(matrix):
+        matrix = sparse.csr_matrix(matrix, dtype=np.float32, copy=True)
+    else:
+        matrix = np.array(matrix, dtype=np.float32)
+    if np.any(np.asarray(matrix.sum(axis=1)).ravel() == 0):
+        empty = int(np.sum(np.asarray(matrix.sum(axis=1)).ravel() == 0))
+        raise InputError(f"{empty} cells have no counts at all; filter them out first")
+    scratch = ad.AnnData(matrix)
+    sc.pp.normalize_total(scratch, target_sum=TARGET_SUM)
+    sc.pp.log1p(scratch)
+    return scratch.X
+
+
+def _dense(matrix: np.ndarray | sparse.spmatrix) -> np.ndarray:
+    if sparse.issparse(matrix):
+        return matrix.toarray().astype(np.float32, copy=False)
+    return np.asarray(matrix, dtype=np.float32)
+
+
+@dataclass
+class ExpressionPreprocessing:
+    """The fitted recipe from an AnnData to a float32 cells × genes encoder input."""
+
+    genes: list[str]
+    layer: str | None = None
+    normalise: bool = False
+    mean: np.ndarray = field(default_factory=lambda: np.zeros(0, np.float32))
+    std: np.ndarray = field(default_factory=lambda: np.ones(0, np.float32))
+
+    @classmethod
+    def fit(
+        cls, adata: ad.AnnData, layer: str | None = None, n_top_genes: int = 2000
+    ) -> tuple[ExpressionPreprocessing, np.ndarray]:
+        """Choose normalisation, genes and scaling from ``adata``; return recipe and output."""
+        matrix = get_matrix(adata, layer)
+        source = f"layer {layer!r}" if layer else "X"
+        check_finite(matrix, source)
+        normalise = looks_like_counts(matrix)
+        if normalise:
+            matrix = _log_normalise(matrix)
+            logger.info("%s holds raw counts: normalize_total(1e4) + log1p", source)
+        else:
+            logger.info("%s is not raw counts: values used as they are", source)
+        genes = list(map(str, adata.var_names))
+        non_negative = _values(matrix).min(initial=0) >= 0
+        if len(genes) > n_top_genes and non_negative:
+            scratch = ad.AnnData(matrix, var=adata.var[[]].copy())
+            sc.pp.highly_variable_genes(scratch, n_top_genes=n_top_genes, flavor="seurat")
+            keep = scratch.var["highly_variable"].to_numpy()
+            matrix = matrix[:, keep]
+            genes = [gene for gene, kept in zip(genes, keep) if kept]
+            logger.info("kept %d highly variable genes of %d", len(genes), adata.n_vars)
+        dense = _dense(matrix)
+        mean = dense.mean(axis=0)
+        std = dense.std(axis=0)
+        std[std == 0] = 1.0
+        recipe = cls(genes=genes, layer=layer, normalise=normalise, mean=mean, std=std)
+        return recipe, recipe._standardise(dense)
+
+    def transform(self, adata: ad.AnnData) -> np.ndarray:
+        """Apply the saved recipe to new data; its genes must include the recipe's genes."""
+        matrix = get_matrix(adata, self.layer)
+        check_finite(matrix, f"layer {self.layer!r}" if self.layer else "X")
+        index = adata.var_names.get_indexer(self.genes)
+        missing = [gene for gene, position in zip(self.genes, index) if position < 0]
+        if missing:
+            shown = ", ".join(missing[:5]) + (" …" if len(missing) > 5 else "")
+            raise InputError(
+                f"the data lacks {len(missing)} of the model's {len(self.genes)} genes ({shown})"
+            )
+        if self.normalise:
+            if not looks_like_counts(matrix):
+                raise InputError("the model was trained on raw counts, but these values are not")
+            matrix = _log_normalise(matrix)
+        return self._standardise(_dense(matrix[:, index]))
+
+    def _standardise(self, dense: np.ndarray) -> np.ndarray:
+        return np.clip((dense - self.mean) / self.std, -CLIP, CLIP).astype(np.float32)
+
+    def to_dict(self) -> dict:
+        return {
+            "genes": self.genes,
+            "layer": self.layer,
+            "normalise": self.normalise,
+            "mean": self.mean.tolist(),
+            "std": self.std.tolist(),
+        }
+
+    @classmethod
+    def from_dict(cls, config: dict) -> ExpressionPreprocessing:
+        return cls(
+            genes=list(config["genes"]),
+            layer=config["layer"],
+            normalise=bool(config["normalise"]),
+            mean=np.asarray(config["mean"], dtype=np.float32),
+            std=np.asarray(config["std"], dtype=np.float32),
+        )

@@ -1,0 +1,187 @@
+"""The user-facing model: an encoder plus everything needed to apply it again to new data.
+
+Split like scvi-tools: :mod:`diffaug_bio.io` registers the data (the input recipe),
+:mod:`diffaug_bio.encoders` holds the torch modules, :mod:`diffaug_bio.methods` and
+:mod:`diffaug_bio.train` train them; this class ties them together and saves them.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from pathlib import Path
+
+import anndata as ad
+import numpy as np
+import torch
+
+from . import __version__
+from ._errors import InputError
+from ._utils import resolve_device, seed_everything
+from .encoders import build_encoder, projection_head
+from .io.expression import ExpressionPreprocessing
+from .io.sequences import SequenceEncoding, SequenceSet
+from .methods import build_method
+from .modality import Modality, get_modality
+from .train import ContrastiveTrainer, OptimiserConfig, embed
+
+logger = logging.getLogger("diffaug_bio")
+
+FORMAT = "diffaug-bio-model/1"
+InputRecipe = ExpressionPreprocessing | SequenceEncoding
+
+
+class EmbeddingModel:
+    """An embedding model for one modality (``expression`` or ``dna``).
+
+    Build it with :meth:`for_expression` or :meth:`for_dna`, train it with :meth:`fit`,
+    apply it with :meth:`embed`, keep it with :meth:`save` / :meth:`load`.
+    """
+
+    def __init__(
+        self,
+        modality: str,
+        recipe: InputRecipe,
+        encoder: str | None = None,
+        dim: int | None = None,
+    ):
+        self.modality: Modality = get_modality(modality)
+        self.recipe = recipe
+        self.encoder_kind = encoder or self.modality.default_encoder
+        self.dim = dim or self.modality.default_dim
+        self.n_features = len(recipe.genes) if isinstance(recipe, ExpressionPreprocessing) else 0
+        self.training: dict = {}
+        self.encoder: torch.nn.Module | None = None
+
+    @classmethod
+    def for_expression(cls, recipe: ExpressionPreprocessing, dim: int | None = None):
+        return cls("expression", recipe, "mlp", dim)
+
+    @classmethod
+    def for_dna(cls, encoding: SequenceEncoding, encoder: str = "cnn", dim: int | None = None):
+        if encoder not in {"cnn", "transformer"}:
+            raise InputError(f"unknown DNA encoder {encoder!r}: choose cnn or transformer")
+        return cls("dna", encoding, encoder, dim)
+
+    def _new_encoder(self) -> torch.nn.Module:
+        return build_encoder(self.encoder_kind, self.n_features, self.dim)
+
+    def fit(
+        self,
+        data: np.ndarray | torch.Tensor,
+        method: str = "simclr",
+        epochs: int | None = None,
+        seed: int = 0,
+        device: str = "auto",
+    ) -> EmbeddingModel:
+        """Train a fresh encoder on encoder-ready ``data`` (see :meth:`prepare`), without labels."""
+        data = torch.as_tensor(data, dtype=torch.float32)
+        if len(data) < 2:
+            raise InputError(f"contrastive training needs at least 2 items, got {len(data)}")
+        epochs = self.modality.default_epochs if epochs is None else epochs
+        if epochs < 1:
+            raise InputError(f"--epochs must be at least 1, got {epochs}")
+        torch_device = resolve_device(device)
+        generator = seed_everything(seed)
+        trainer_method = build_method(method, self.modality)
+        self.encoder = self._new_encoder()
+        trainer = ContrastiveTrainer(
+            self.encoder,
+            projection_head(self.dim),
+            trainer_method.loss,
+            OptimiserConfig(batch_size=self.modality.batch_size),
+            torch_device,
+            generator,
+        )
+        logger.info(
+            "training %s encoder (%s, dim %d) on %d items for %d epochs on %s",
+            self.modality.name, self.encoder_kind, self.dim, len(data), epochs, torch_device,
+        )  # fmt: skip
+        trainer_method.fit(trainer, data, epochs)
+        self.encoder = self.encoder.cpu().eval()
+        self.training = {
+            **trainer_method.params(),
+            "epochs": epochs,
+            "seed": seed,
+            "final_loss": trainer.history[-1],
+        }
+        return self
+
+    def prepare(self, data: ad.AnnData | SequenceSet) -> torch.Tensor:
+        """Raw input → encoder input, by the saved recipe (gene order, normalisation, window)."""
+        if self.modality.name == "expression":
+            if not isinstance(data, ad.AnnData):
+                raise InputError("this is an expression model: give it an AnnData")
+            return torch.from_numpy(self.recipe.transform(data))
+        if not isinstance(data, SequenceSet):
+            raise InputError("this is a DNA model: give it sequences")
+        return torch.from_numpy(self.recipe.transform(data))
+
+    def embed(
+        self, data: ad.AnnData | SequenceSet | np.ndarray | torch.Tensor, device: str = "cpu"
+    ) -> np.ndarray:
+        """Embeddings (n, dim) float32 of raw input (AnnData / SequenceSet) or prepared tensors."""
+        if self.encoder is None:
+            raise InputError("the model is not trained yet: call fit() or load() first")
+        if isinstance(data, ad.AnnData | SequenceSet):
+            data = self.prepare(data)
+        torch_device = resolve_device(device)
+        embedding = embed(self.encoder.to(torch_device), torch.as_tensor(data), torch_device)
+        self.encoder.cpu()
+        return embedding
+
+    def config(self) -> dict:
+        return {
+            "format": FORMAT,
+            "version": __version__,
+            "modality": self.modality.name,
+            "encoder": self.encoder_kind,
+            "dim": self.dim,
+            "input": self.recipe.to_dict(),
+            "training": self.training,
+        }
+
+    def save(self, directory: str | os.PathLike) -> Path:
+        """Write ``config.json`` (settings, input recipe, package version) and ``encoder.pt``."""
+        if self.encoder is None:
+            raise InputError("the model is not trained yet: nothing to save")
+        directory = Path(directory)
+        try:
+            directory.mkdir(parents=True, exist_ok=True)
+            torch.save(self.encoder.state_dict(), directory / "encoder.pt")
+            (directory / "config.json").write_text(json.dumps(self.config(), indent=1))
+        except OSError as error:
+            raise InputError(f"{directory}: cannot write the model ({error.strerror})") from error
+        return directory
+
+    @classmethod
+    def load(cls, directory: str | os.PathLike, modality: str | None = None) -> EmbeddingModel:
+        """Read a saved model; ``modality`` (if given) must match what the directory holds."""
+        directory = Path(directory)
+        config_file = directory / "config.json"
+        if not config_file.is_file() or not (directory / "encoder.pt").is_file():
+            raise InputError(
+                f"{directory}: not a diffaug-bio model (config.json / encoder.pt missing)"
+            )
+        try:
+            config = json.loads(config_file.read_text())
+        except (OSError, json.JSONDecodeError) as error:
+            raise InputError(f"{config_file}: unreadable model config ({error})") from error
+        if config.get("format") != FORMAT:
+            raise InputError(f"{directory}: unknown model format {config.get('format')!r}")
+        if modality is not None and config["modality"] != modality:
+            raise InputError(
+                f"{directory} holds a {config['modality']} model, but {modality} input was given"
+            )
+        recipe_class = (
+            ExpressionPreprocessing if config["modality"] == "expression" else SequenceEncoding
+        )
+        model = cls(config["modality"], recipe_class.from_dict(config["input"]),
+                    config["encoder"], config["dim"])  # fmt: skip
+        model.training = config.get("training", {})
+        model.encoder = model._new_encoder()
+        state = torch.load(directory / "encoder.pt", map_location="cpu", weights_only=True)
+        model.encoder.load_state_dict(state)
+        model.encoder.eval()
+        return model

@@ -1,0 +1,204 @@
+"""Tools, scanpy style: functions that take data, train or apply a model, and annotate the data.
+
+``embed`` works on an AnnData in place (``obsm`` + ``uns``) like ``sc.tl.pca``;
+``train_dna`` / ``embed_dna`` do the same for DNA sequences. The CLI calls these and
+nothing else.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import anndata as ad
+import numpy as np
+import pandas as pd
+from sklearn.model_selection import train_test_split
+
+from . import __version__
+from ._errors import InputError
+from .evaluate import linear_probe, majority_fraction
+from .io.expression import ExpressionPreprocessing
+from .io.genomic_benchmarks import load_dna_dataset
+from .io.h5ad import write_h5ad_atomic
+from .io.sequences import SequenceEncoding, SequenceSet, read_sequence_file
+from .model import EmbeddingModel
+
+logger = logging.getLogger("diffaug_bio")
+
+DEFAULT_METHOD = "simclr"
+DEFAULT_KEY = "X_diffaug"
+
+
+def _record_params(adata: ad.AnnData, model: EmbeddingModel, **extra: object) -> None:
+    """Store how the embedding was made in ``uns["diffaug"]["params"]`` (h5ad-safe values)."""
+    params = {
+        "version": __version__,
+        "modality": model.modality.name,
+        "encoder": model.encoder_kind,
+        "dim": model.dim,
+        **model.training,
+        **extra,
+    }
+    adata.uns["diffaug"] = {"params": {k: v for k, v in params.items() if v is not None}}
+
+
+def _load(model: EmbeddingModel | str | os.PathLike, modality: str) -> EmbeddingModel:
+    if isinstance(model, EmbeddingModel):
+        if model.modality.name != modality:
+            raise InputError(f"a {model.modality.name} model cannot embed {modality} input")
+        return model
+    return EmbeddingModel.load(model, modality)
+
+
+def embed(
+    adata: ad.AnnData,
+    method: str = DEFAULT_METHOD,
+    *,
+    layer: str | None = None,
+    key_added: str = DEFAULT_KEY,
+    epochs: int | None = None,
+    dim: int | None = None,
+    seed: int = 0,
+    device: str = "auto",
+    n_top_genes: int = 2000,
+    model: EmbeddingModel | str | os.PathLike | None = None,
+) -> EmbeddingModel:
+    """Learn a contrastive embedding of the cells (or apply a saved ``model``).
+
+    Writes ``adata.obsm[key_added]`` (float32, n_obs × dim) and ``adata.uns["diffaug"]``;
+    nothing else in ``adata`` changes. Returns the model, ready to ``save`` or reapply.
+    """
+    if model is not None:
+        model = _load(model, "expression")
+        embedding = model.embed(adata, device)
+    else:
+        recipe, prepared = ExpressionPreprocessing.fit(adata, layer, n_top_genes)
+        model = EmbeddingModel.for_expression(recipe, dim)
+        model.fit(prepared, method, epochs, seed, device)
+        embedding = model.embed(prepared, device)
+    adata.obsm[key_added] = embedding
+    recipe = model.recipe
+    _record_params(adata, model, layer=recipe.layer, key_added=key_added,
+                   n_genes=len(recipe.genes), counts_normalised=recipe.normalise)  # fmt: skip
+    return model
+
+
+@dataclass
+class DNATrainingResult:
+    """What ``train_dna`` produces; :meth:`save` writes the three outputs of ``train-dna``."""
+
+    model: EmbeddingModel
+    adata: ad.AnnData
+    metrics: dict = field(default_factory=dict)
+
+    def save(self, outdir: str | os.PathLike) -> Path:
+        outdir = Path(outdir)
+        try:
+            outdir.mkdir(parents=True, exist_ok=True)
+        except OSError as error:
+            raise InputError(
+                f"{outdir}: cannot create the output folder ({error.strerror})"
+            ) from error
+        write_h5ad_atomic(self.adata, outdir / "embeddings.h5ad")
+        self.model.save(outdir / "model")
+        temporary = outdir / ".metrics.json.tmp"
+        temporary.write_text(json.dumps(self.metrics, indent=1))
+        os.replace(temporary, outdir / "metrics.json")
+        return outdir
+
+
+def _splits_for(sequences: SequenceSet, seed: int) -> np.ndarray:
+    """The given split; else a stratified 70/30 split when labels exist; else all train."""
+    if sequences.splits is not None:
+        return np.asarray(sequences.splits)
+    splits = np.full(len(sequences), "train", dtype=object)
+    labels = sequences.labels
+    if labels is not None and len(set(labels)) > 1:
+        counts = pd.Series(labels).value_counts()
+        stratify = labels if counts.min() >= 2 else None
+        _, test = train_test_split(np.arange(len(labels)), test_size=0.3, random_state=seed,
+                                   stratify=stratify)  # fmt: skip
+        splits[test] = "test"
+        logger.info("no split given: a stratified 70/30 train/test split was drawn (seed %d)", seed)
+    return splits
+
+
+def sequences_adata(
+    sequences: SequenceSet, embedding: np.ndarray, key: str = DEFAULT_KEY
+) -> ad.AnnData:
+    """An AnnData with one row per sequence, ``obsm[key]`` and obs ``label`` / ``split``."""
+    obs = pd.DataFrame(index=ad.utils.make_index_unique(pd.Index(sequences.ids, dtype=str)))
+    obs["label"] = pd.Categorical(sequences.labels if sequences.labels is not None
+                                  else [None] * len(sequences))  # fmt: skip
+    if sequences.splits is not None:
+        obs["split"] = pd.Categorical(sequences.splits, categories=["train", "test"])
+    return ad.AnnData(obs=obs, obsm={key: embedding})
+
+
+def train_dna(
+    dataset: str | os.PathLike | SequenceSet,
+    *,
+    gb_root: str | os.PathLike | None = None,
+    encoder: str = "cnn",
+    method: str = DEFAULT_METHOD,
+    epochs: int | None = None,
+    dim: int | None = None,
+    seed: int = 0,
+    device: str = "auto",
+    max_len: int | None = None,
+) -> DNATrainingResult:
+    """Train a sequence encoder on the train split (labels unused), embed every sequence and
+    score a linear probe (fit on train-split embeddings, accuracy on the test split)."""
+    start = time.perf_counter()
+    if not isinstance(dataset, SequenceSet):
+        dataset = load_dna_dataset(str(dataset), gb_root)
+    splits = _splits_for(dataset, seed)
+    dataset = SequenceSet(dataset.ids, dataset.sequences, dataset.labels, list(splits))
+    train = splits == "train"
+    encoding = SequenceEncoding.fit(dataset.subset(train), max_len)
+    one_hot = encoding.transform(dataset)
+    logger.info("read %d sequences (%d train), window %d bp", len(dataset), train.sum(),
+                encoding.max_len)  # fmt: skip
+    model = EmbeddingModel.for_dna(encoding, encoder, dim)
+    model.fit(one_hot[train], method, epochs, seed, device)
+    embedding = model.embed(one_hot, device)
+    adata = sequences_adata(dataset, embedding)
+    _record_params(adata, model, max_len=encoding.max_len)
+    metrics: dict = {
+        "method": method,
+        "encoder": model.encoder_kind,
+        "n_train": int(train.sum()),
+        "n_test": int((~train).sum()),
+        "train_seconds": round(time.perf_counter() - start, 2),
+        "linear_probe_accuracy": None,
+    }
+    if dataset.labels is not None and (~train).any():
+        labels = np.asarray(dataset.labels)
+        metrics["classes"] = dataset.classes
+        metrics["linear_probe_accuracy"] = linear_probe(
+            embedding[train], labels[train], embedding[~train], labels[~train]
+        )
+        metrics["majority_class_accuracy"] = majority_fraction(labels[~train])
+        logger.info(
+            "linear-probe accuracy on the test split: %.4f", metrics["linear_probe_accuracy"]
+        )
+    return DNATrainingResult(model, adata, metrics)
+
+
+def embed_dna(
+    sequences: str | os.PathLike | SequenceSet,
+    model: EmbeddingModel | str | os.PathLike,
+    device: str = "auto",
+) -> ad.AnnData:
+    """Embed sequences (a file path or SequenceSet) with a saved DNA model."""
+    if not isinstance(sequences, SequenceSet):
+        sequences = read_sequence_file(sequences)
+    model = _load(model, "dna")
+    adata = sequences_adata(sequences, model.embed(sequences, device))
+    _record_params(adata, model, max_len=model.recipe.max_len)
+    return adata

@@ -1,0 +1,108 @@
+"""The one contrastive training loop, shared by every method and both modalities.
+
+A method decides *which* positive pairs to show (hand-designed views, neighbour mixups,
+diffusion samples); the trainer owns the encoder, projection head, optimiser and loop.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import nn
+
+from ._utils import progress
+
+logger = logging.getLogger("diffaug_bio")
+
+PairMaker = Callable[
+    [torch.Tensor, torch.Tensor, torch.Generator], tuple[torch.Tensor, torch.Tensor]
+]
+"""``(batch, batch_indices, generator) -> (view_1, view_2)``: the positive pairs of a batch."""
+
+LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+
+
+class TrainingDiverged(RuntimeError):
+    """The loss became NaN or infinite."""
+
+
+@dataclass
+class OptimiserConfig:
+    batch_size: int = 256
+    lr: float = 1e-3
+    weight_decay: float = 1e-4
+    grad_clip: float = 10.0
+
+
+class ContrastiveTrainer:
+    """Encoder + projection head + AdamW, trained on pairs that a method supplies."""
+
+    def __init__(
+        self,
+        encoder: nn.Module,
+        head: nn.Module,
+        loss: LossFn,
+        config: OptimiserConfig,
+        device: torch.device,
+        generator: torch.Generator,
+    ):
+        self.encoder = encoder.to(device)
+        self.head = head.to(device)
+        self.loss = loss
+        self.config = config
+        self.device = device
+        self.generator = generator
+        parameters = [*self.encoder.parameters(), *self.head.parameters()]
+        self.optimiser = torch.optim.AdamW(
+            parameters, lr=config.lr, weight_decay=config.weight_decay
+        )
+        self.history: list[float] = []
+
+    def batches(self, n: int) -> list[torch.Tensor]:
+        """A fresh random order cut into batches; a ragged last batch is merged into the one
+        before it, so BatchNorm never sees a batch of one."""
+        order = torch.randperm(n, generator=self.generator)
+        size = min(self.config.batch_size, n)
+        chunks = list(order.split(size))
+        if len(chunks) > 1 and len(chunks[-1]) < size:
+            chunks[-2] = torch.cat([chunks[-2], chunks.pop()])
+        return chunks
+
+    def fit(self, data: torch.Tensor, make_pair: PairMaker, epochs: int, desc: str) -> None:
+        """Run ``epochs`` passes over ``data`` (kept on the CPU; batches move to the device)."""
+        self.encoder.train()
+        self.head.train()
+        for _ in progress(range(epochs), desc=desc):
+            total = 0.0
+            batches = self.batches(len(data))
+            for index in batches:
+                view_1, view_2 = make_pair(data[index].to(self.device), index, self.generator)
+                loss = self.loss(self.head(self.encoder(view_1)), self.head(self.encoder(view_2)))
+                if not torch.isfinite(loss):
+                    raise TrainingDiverged(
+                        "the training loss became NaN or infinite; try a lower learning rate "
+                        "or check the input for extreme values"
+                    )
+                self.optimiser.zero_grad(set_to_none=True)
+                loss.backward()
+                nn.utils.clip_grad_norm_(
+                    [*self.encoder.parameters(), *self.head.parameters()], self.config.grad_clip
+                )
+                self.optimiser.step()
+                total += loss.item()
+            self.history.append(total / len(batches))
+        logger.debug("%s: final loss %.4f", desc, self.history[-1])
+
+
+@torch.no_grad()
+def embed(
+    encoder: nn.Module, data: torch.Tensor, device: torch.device, batch_size: int = 2048
+) -> np.ndarray:
+    """Embed ``data`` in evaluation mode, batch by batch; float32 NumPy (n, dim)."""
+    encoder.eval()
+    chunks = [encoder(batch.to(device)).float().cpu() for batch in data.split(batch_size)]
+    return torch.cat(chunks).numpy()

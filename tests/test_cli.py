@@ -1,0 +1,169 @@
+"""The command-line contract of DESIGN.md, through click's runner and the console script."""
+
+import json
+import shutil
+import subprocess
+import sys
+
+import anndata as ad
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from diffaug_bio.cli import cli
+from diffaug_bio.model import EmbeddingModel
+
+
+def run(*args: str):
+    return CliRunner().invoke(cli, [str(a) for a in args])
+
+
+def test_embed_to_output_leaves_input_untouched(bladder_path, tmp_path, digest):
+    source = shutil.copy(bladder_path, tmp_path / "cells.h5ad")
+    before = digest(source)
+    result = run("embed", source, "-o", tmp_path / "out.h5ad", "--epochs", "2", "--dim", "8")
+    assert result.exit_code == 0, result.output
+    assert digest(source) == before
+    out = ad.read_h5ad(tmp_path / "out.h5ad")
+    original = ad.read_h5ad(source)
+    assert out.obsm["X_diffaug"].shape == (original.n_obs, 8)
+    assert out.obsm["X_diffaug"].dtype == np.float32
+    assert np.isfinite(out.obsm["X_diffaug"]).all()
+    params = out.uns["diffaug"]["params"]
+    assert params["method"] == "simclr" and params["epochs"] == 2 and params["dim"] == 8
+    assert params["counts_normalised"] and params["n_genes"] == 2000
+    # nothing else changes: X, obs and var are the input's
+    assert (out.X != original.X).nnz == 0
+    assert out.obs.equals(original.obs) and list(out.var_names) == list(original.var_names)
+    assert set(out.obsm) == {"X_diffaug"} and set(out.uns) == {"diffaug"}
+
+
+def test_embed_in_place_with_key_and_saved_model(bladder_path, tmp_path):
+    source = shutil.copy(bladder_path, tmp_path / "cells.h5ad")
+    result = run("embed", source, "--epochs", "1", "--key-added", "X_mine",
+                 "--save-model", tmp_path / "model")  # fmt: skip
+    assert result.exit_code == 0, result.output
+    updated = ad.read_h5ad(source)
+    assert updated.obsm["X_mine"].shape == (updated.n_obs, 50)
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []  # no temp left
+    model = EmbeddingModel.load(tmp_path / "model")
+    np.testing.assert_allclose(model.embed(updated), updated.obsm["X_mine"], atol=1e-5)
+
+    reapplied = run("embed", source, "--model", tmp_path / "model", "-o", tmp_path / "again.h5ad",
+                    "--key-added", "X_again")  # fmt: skip
+    assert reapplied.exit_code == 0, reapplied.output
+    again = ad.read_h5ad(tmp_path / "again.h5ad")
+    np.testing.assert_allclose(again.obsm["X_again"], updated.obsm["X_mine"], atol=1e-5)
+
+
+def test_train_dna_writes_three_outputs_and_embed_dna_reuses_the_model(
+    nontata_dir, promoters_fasta, tmp_path
+):
+    out = tmp_path / "run"
+    result = run("train-dna", "nontata_small", "--gb-root", nontata_dir.parent, "-o", out,
+                 "--epochs", "2", "--dim", "16")  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert "linear-probe accuracy" in result.output
+    embeddings = ad.read_h5ad(out / "embeddings.h5ad")
+    assert embeddings.obsm["X_diffaug"].shape == (120, 16)
+    assert embeddings.obs["split"].value_counts().to_dict() == {"train": 80, "test": 40}
+    assert set(embeddings.obs["label"]) == {"negative", "positive"}
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["n_train"] == 80 and metrics["n_test"] == 40
+    assert 0 <= metrics["linear_probe_accuracy"] <= 1 and metrics["majority_class_accuracy"] == 0.5
+    config = json.loads((out / "model" / "config.json").read_text())
+    assert config["modality"] == "dna" and config["input"]["max_len"] == 251
+
+    fasta_out = tmp_path / "fasta.h5ad"
+    reused = run("embed-dna", promoters_fasta, "--model", out / "model", "-o", fasta_out)
+    assert reused.exit_code == 0, reused.output
+    from_fasta = ad.read_h5ad(fasta_out)
+    assert from_fasta.obsm["X_diffaug"].shape == (40, 16)
+    # the FASTA holds test-split sequences: the model gives them the same embeddings
+    by_id = {name.split("/")[-1]: i for i, name in enumerate(embeddings.obs_names)}
+    rows = [by_id[name.split("_", 1)[1]] for name in from_fasta.obs_names]
+    np.testing.assert_allclose(
+        from_fasta.obsm["X_diffaug"], embeddings.obsm["X_diffaug"][rows], atol=1e-5
+    )
+
+
+def test_train_dna_transformer_on_a_csv_without_split(tmp_path, promoters_fasta):
+    from diffaug_bio.io import read_sequence_file
+
+    sequences = read_sequence_file(promoters_fasta)
+    table = tmp_path / "seqs.csv"
+    rows = ["seq,label"] + [
+        f"{s[:120]},{i.split('_')[0]}" for s, i in zip(sequences.sequences, sequences.ids)
+    ]
+    table.write_text("\n".join(rows) + "\n")
+    result = run(
+        "train-dna", table, "--encoder", "transformer", "--epochs", "1", "-o", tmp_path / "run"
+    )
+    assert result.exit_code == 0, result.output
+    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert (
+        metrics["encoder"] == "transformer" and metrics["n_test"] == 12 and metrics["n_train"] == 28
+    )
+
+
+def test_demo_writes_umap_and_prints_scores(tmp_path):
+    result = run("demo", "-o", tmp_path, "--epochs", "2")
+    assert result.exit_code == 0, result.output
+    assert "kNN-15 accuracy" in result.output
+    assert (tmp_path / "umap.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    scores = json.loads((tmp_path / "scores.json").read_text())
+    assert 0.1 < scores["knn15_accuracy"] <= 1 and scores["knn15_accuracy_pca50"] == pytest.approx(
+        0.7914, abs=1e-3
+    )
+    assert ad.read_h5ad(tmp_path / "pbmc68k_reduced.h5ad").obsm["X_diffaug"].shape == (700, 50)
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["embed", "{tmp}/missing.h5ad"], "no such file"),
+        (["embed", "{tmp}/garbage.h5ad"], "not an HDF5 file"),
+        (
+            ["embed", "{bladder}", "-o", "{tmp}/o.h5ad", "--layer", "spliced"],
+            "unknown layer 'spliced'",
+        ),
+        (["embed", "{bladder}", "-o", "{tmp}/no/such/dir/o.h5ad"], "does not exist"),
+        (["train-dna", "{tmp}/empty.fa", "-o", "{tmp}/run"], "holds no sequences"),
+        (["train-dna", "no_such_dataset", "--gb-root", "{tmp}", "-o", "{tmp}/run"], "not found"),
+        (
+            ["embed-dna", "{tmp}/empty.fa", "--model", "{tmp}", "-o", "{tmp}/o.h5ad"],
+            "holds no sequences",
+        ),
+        (["embed", "{bladder}", "--epochs", "0"], "--epochs"),
+    ],
+)
+def test_bad_input_gives_one_line_and_status_2(
+    args, message, tmp_path, bladder_path, monkeypatch, digest
+):
+    monkeypatch.setitem(sys.modules, "genomic_benchmarks", None)
+    monkeypatch.setattr("diffaug_bio.io.genomic_benchmarks.DEFAULT_CACHE", tmp_path / "cache")
+    (tmp_path / "garbage.h5ad").write_text("not hdf5")
+    (tmp_path / "empty.fa").write_text("")
+    before = digest(bladder_path)
+    args = [a.format(tmp=tmp_path, bladder=bladder_path) for a in args]
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 2, result.output
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1 and message in lines[0], lines
+    assert "Traceback" not in result.output
+    assert digest(bladder_path) == before
+
+
+def test_installed_console_script(tmp_path):
+    script = shutil.which("diffaug-bio") or str(
+        __import__("pathlib").Path(sys.executable).parent / "diffaug-bio"
+    )
+    version = subprocess.run([script, "--version"], capture_output=True, text=True)
+    assert version.returncode == 0 and "diffaug-bio, version" in version.stdout
+    missing = subprocess.run(
+        [script, "embed", str(tmp_path / "nope.h5ad")], capture_output=True, text=True
+    )
+    assert missing.returncode == 2
+    assert missing.stderr.strip().splitlines() == [
+        f"diffaug-bio: error: {tmp_path / 'nope.h5ad'}: no such file"
+    ]

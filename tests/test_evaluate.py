@@ -1,0 +1,53 @@
+import numpy as np
+import pytest
+
+from diffaug_bio.baselines import kmer_frequencies, pca_embedding
+from diffaug_bio.evaluate import (
+    knn_accuracy,
+    leiden_scores,
+    linear_probe,
+    logreg_accuracy,
+    majority_fraction,
+)
+
+
+def test_linear_probe_fits_on_train_and_scores_on_test():
+    train_x = np.array([[-2.0], [-1.0], [1.0], [2.0]])
+    train_y = ["a", "a", "b", "b"]
+    test_x = np.array([[-3.0], [-0.5], [0.5], [3.0]])
+    assert linear_probe(train_x, train_y, test_x, ["a", "a", "b", "b"]) == 1.0
+    assert linear_probe(train_x, train_y, test_x, ["a", "b", "b", "b"]) == 0.75
+    assert linear_probe(train_x, train_y, test_x, ["b", "b", "a", "a"]) == 0.0
+
+
+def test_cross_validated_accuracies_separate_signal_from_noise():
+    rng = np.random.default_rng(0)
+    labels = np.repeat(["x", "y", "z"], 40)
+    centres = {"x": [0, 0], "y": [10, 0], "z": [0, 10]}
+    clustered = np.array([centres[label] for label in labels]) + rng.normal(size=(120, 2))
+    noise = rng.normal(size=(120, 2))
+    assert knn_accuracy(clustered, labels) == 1.0
+    assert logreg_accuracy(clustered, labels) == 1.0
+    assert knn_accuracy(noise, labels) < 0.6
+    assert leiden_scores(clustered, labels)["ari"] > 0.9
+
+
+def test_majority_fraction():
+    assert majority_fraction(["a", "b", "b", "b"]) == 0.75
+
+
+def test_kmer_frequencies_count_by_hand():
+    features = kmer_frequencies(["AACGN", "acgt"], k=2)
+    assert features.shape == (2, 16)
+    index = {"AA": 0, "AC": 1, "CG": 6, "GT": 11}
+    # AACGN: AA, AC, CG (GN skipped) → each 1/3
+    assert features[0, index["AA"]] == pytest.approx(1 / 3)
+    assert features[0, index["CG"]] == pytest.approx(1 / 3)
+    assert features[1, index["GT"]] == pytest.approx(1 / 3)
+    assert features[0].sum() == pytest.approx(1.0)
+
+
+def test_pca_baseline_follows_scanpy_pipeline(bladder):
+    embedding = pca_embedding(bladder)
+    assert embedding.shape == (bladder.n_obs, 50)
+    assert knn_accuracy(embedding, bladder.obs["cell_type"]) > 0.5

@@ -1,0 +1,45 @@
+import numpy as np
+import pytest
+
+import diffaug_bio as dab
+from diffaug_bio import InputError
+from diffaug_bio.io import read_benchmark_folder
+
+
+def test_embed_api_writes_obsm_and_uns_like_scanpy(pbmc):
+    model = dab.tl.embed(pbmc, "simclr", epochs=2, dim=12, key_added="X_test")
+    assert pbmc.obsm["X_test"].shape == (700, 12)
+    assert pbmc.uns["diffaug"]["params"]["key_added"] == "X_test"
+    assert isinstance(model, dab.EmbeddingModel) and model.training["epochs"] == 2
+
+
+def test_same_seed_same_embedding_different_seed_differs(bladder):
+    first, second, other = bladder.copy(), bladder.copy(), bladder.copy()
+    for adata, seed in ((first, 3), (second, 3), (other, 4)):
+        dab.tl.embed(adata, epochs=2, seed=seed)
+    np.testing.assert_array_equal(first.obsm["X_diffaug"], second.obsm["X_diffaug"])
+    assert not np.allclose(first.obsm["X_diffaug"], other.obsm["X_diffaug"])
+
+
+def test_dna_same_seed_same_embedding(nontata_dir):
+    sequences = read_benchmark_folder(nontata_dir)
+    runs = [dab.tl.train_dna(sequences, epochs=1, dim=8, seed=1) for _ in range(2)]
+    np.testing.assert_array_equal(runs[0].adata.obsm["X_diffaug"], runs[1].adata.obsm["X_diffaug"])
+    assert runs[0].metrics["linear_probe_accuracy"] == runs[1].metrics["linear_probe_accuracy"]
+
+
+def test_saved_model_reproduces_embedding_and_refuses_other_genes(pbmc, tmp_path):
+    model = dab.tl.embed(pbmc, epochs=1)
+    model.save(tmp_path / "model")
+    loaded = dab.EmbeddingModel.load(tmp_path / "model")
+    np.testing.assert_allclose(loaded.embed(pbmc), pbmc.obsm["X_diffaug"], atol=1e-5)
+    with pytest.raises(InputError, match="lacks 65 of the model's 765 genes"):
+        loaded.embed(pbmc[:, 65:].copy())
+
+
+def test_loading_a_model_of_the_other_modality_is_refused(pbmc, nontata_dir, tmp_path):
+    dab.tl.embed(pbmc, epochs=1).save(tmp_path / "cells")
+    with pytest.raises(InputError, match="holds a expression model, but dna input"):
+        dab.tl.embed_dna(nontata_dir.parent / "promoters_small.fa", tmp_path / "cells")
+    with pytest.raises(InputError, match="not a diffaug-bio model"):
+        dab.EmbeddingModel.load(tmp_path)
