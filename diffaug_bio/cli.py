@@ -17,6 +17,7 @@ from ._errors import InputError
 from ._utils import set_progress
 from .io.expression import get_matrix
 from .io.h5ad import check_output_folder, check_writable, read_h5ad, write_h5ad_atomic
+from .io.sequences import SequenceSet, write_fasta
 from .methods import METHODS
 from .train import TrainingDiverged
 
@@ -69,19 +70,37 @@ def _fail(message: str, status: int) -> None:
     sys.exit(status)
 
 
+DEVICE = click.Choice(["auto", "cpu", "cuda", "mps"])
+METHOD_OPTIONS = ("loss", "rounds", "replace_fraction", "noise_level")
+
+
+def method_options(options: dict) -> dict:
+    """Remove the method options from ``options``; return those the user gave."""
+    given = {name: options.pop(name) for name in METHOD_OPTIONS}
+    return {name: value for name, value in given.items() if value is not None}
+
+
 def training_options(function):
     """Options shared by every command that trains an encoder."""
     decorators = [
         click.option("--method", type=click.Choice(sorted(METHODS)), default=tl.DEFAULT_METHOD,
                      show_default=True, help="Contrastive method."),
         click.option("--epochs", type=click.IntRange(min=1), default=None,
-                     help="Training epochs [default: per modality]."),
+                     help="Contrastive training epochs [default: per modality]."),
         click.option("--dim", type=click.IntRange(min=2), default=None,
                      help="Embedding size [default: 50 cells, 128 DNA]."),
         click.option("--seed", type=int, default=0, show_default=True,
                      help="Fixes every random choice; same seed, same embedding on CPU."),
-        click.option("--device", type=click.Choice(["auto", "cpu", "cuda", "mps"]), default="auto",
-                     show_default=True, help="auto picks cuda, then mps, then cpu."),
+        click.option("--device", type=DEVICE, default="auto", show_default=True,
+                     help="auto picks cuda, then mps, then cpu."),
+        click.option("--loss", type=click.Choice(["infonce", "tkernel"]), default=None,
+                     help="Contrastive loss [default: infonce]."),
+        click.option("--rounds", type=click.IntRange(min=1), default=None,
+                     help="diffaug: M-step/E-step rounds after the warm-up."),
+        click.option("--replace-fraction", type=click.FloatRange(0, 1), default=None,
+                     help="diffaug: share of positives drawn from the generated bank."),
+        click.option("--noise-level", type=click.FloatRange(0, 1), default=None,
+                     help="diffaug: t*/T, how far anchors are noised before denoising."),
     ]  # fmt: skip
     for decorator in reversed(decorators):
         function = decorator(function)
@@ -131,8 +150,7 @@ def cli(quiet: bool, verbose: bool) -> None:
     default=None,
     help="Apply a saved model instead of training (genes must match).",
 )
-def embed(input_file, output, layer, key_added, method, epochs, dim, seed, device, save_model,
-          model_dir) -> None:  # fmt: skip
+def embed(input_file, output, layer, key_added, save_model, model_dir, **options) -> None:
     """Embed the cells of an .h5ad file into obsm[KEY].
 
     Raw counts are detected and normalised (normalize_total + log1p); with more than 2,000
@@ -150,8 +168,8 @@ def embed(input_file, output, layer, key_added, method, epochs, dim, seed, devic
     if model_dir is None:
         get_matrix(adata, layer)  # fail on an unknown layer before any work
     logger.info("read %s: %d cells × %d genes", input_file, adata.n_obs, adata.n_vars)
-    model = tl.embed(adata, method, layer=layer, key_added=key_added, epochs=epochs, dim=dim,
-                     seed=seed, device=device, model=model_dir)  # fmt: skip
+    extra = method_options(options)
+    model = tl.embed(adata, layer=layer, key_added=key_added, model=model_dir, **options, **extra)
     write_h5ad_atomic(adata, destination)
     logger.info(
         "wrote obsm[%r] (%d × %d) to %s", key_added, *adata.obsm[key_added].shape, destination
@@ -192,7 +210,7 @@ def embed(input_file, output, layer, key_added, method, epochs, dim, seed, devic
     help="Window width: longer sequences are centre-cropped, shorter ones centred and "
     "zero-padded [default: longest training sequence].",
 )
-def train_dna(dataset, gb_root, outdir, encoder, method, epochs, dim, seed, device, max_len):
+def train_dna(dataset, gb_root, outdir, encoder, max_len, **options):
     """Train a DNA encoder without labels; write embeddings, model and linear-probe metrics.
 
     DATASET is a Genomic Benchmarks name (looked up under --gb-root, then
@@ -209,8 +227,9 @@ def train_dna(dataset, gb_root, outdir, encoder, method, epochs, dim, seed, devi
       diffaug-bio train-dna sequences.csv --encoder transformer --epochs 10 -o run/
     """
     check_output_folder(outdir)
-    result = tl.train_dna(dataset, gb_root=gb_root, encoder=encoder, method=method, epochs=epochs,
-                          dim=dim, seed=seed, device=device, max_len=max_len)  # fmt: skip
+    extra = method_options(options)
+    result = tl.train_dna(dataset, gb_root=gb_root, encoder=encoder, max_len=max_len, **options,
+                          **extra)  # fmt: skip
     result.save(outdir)
     accuracy = result.metrics["linear_probe_accuracy"]
     if accuracy is not None:
@@ -260,7 +279,7 @@ def embed_dna(input_file, model_dir, output, device) -> None:
     help="Output folder.",
 )
 @training_options
-def demo(outdir, method, epochs, dim, seed, device) -> None:
+def demo(outdir, **options) -> None:
     """Embed scanpy's bundled pbmc68k_reduced, draw a UMAP PNG and print kNN accuracy.
 
     \b
@@ -269,11 +288,58 @@ def demo(outdir, method, epochs, dim, seed, device) -> None:
     """
     from .demo import run_demo
 
-    scores = run_demo(outdir, method=method, epochs=epochs, dim=dim, seed=seed, device=device)
+    extra = method_options(options)
+    scores = run_demo(outdir, **options, **extra)
     click.echo(f"pbmc68k_reduced kNN-15 accuracy: {scores['knn15_accuracy']:.3f} "
                f"(shipped PCA-50: {scores['knn15_accuracy_pca50']:.3f}); "
                f"Leiden ARI {scores['leiden_ari']:.3f}")  # fmt: skip
     click.echo(f"UMAP: {Path(outdir) / 'umap.png'}")
+
+
+@cli.command()
+@click.argument("input_file", metavar="INPUT", type=click.Path(dir_okay=False))
+@click.option(
+    "--model",
+    "model_dir",
+    required=True,
+    type=click.Path(file_okay=False),
+    help="A model folder trained with --method diffaug.",
+)
+@click.option(
+    "-n",
+    "copies",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    help="Generated positives per input item.",
+)
+@click.option(
+    "-o",
+    "--output",
+    required=True,
+    type=click.Path(dir_okay=False),
+    help="OUT.h5ad for cells, OUT.fa for sequences.",
+)
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--device", type=DEVICE, default="auto", show_default=True)
+def augment(input_file, model_dir, copies, output, seed, device) -> None:
+    """Write K generated positives per input item, from a saved DiffAug model.
+
+    INPUT is an .h5ad (cells; output .h5ad on the model's genes, log-normalised scale) or a
+    FASTA/FASTQ/CSV of sequences (output FASTA of valid A/C/G/T sequences).
+
+    \b
+    Examples:
+      diffaug-bio augment cells.h5ad --model model/ -n 5 -o cells.augmented.h5ad
+      diffaug-bio augment promoters.fa --model run/model -n 3 -o promoters.augmented.fa
+    """
+    check_writable(output)
+    generated = tl.augment(input_file, model_dir, copies, seed, device)
+    if isinstance(generated, SequenceSet):
+        write_fasta(generated, output)
+    else:
+        write_h5ad_atomic(generated, output)
+    logger.info("wrote %d generated positives to %s", len(generated), output)
 
 
 def main() -> None:

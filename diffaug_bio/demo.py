@@ -30,6 +30,7 @@ def run_demo(
     dim: int | None = None,
     seed: int = 0,
     device: str = "auto",
+    **method_options: object,
 ) -> dict:
     """Embed pbmc68k_reduced, draw its UMAP coloured by cell type, and score it against the
     PCA shipped with the data. Writes ``umap.png``, ``pbmc68k_reduced.h5ad``, ``scores.json``."""
@@ -39,7 +40,7 @@ def run_demo(
     except OSError as error:
         raise InputError(f"{outdir}: cannot create the output folder ({error.strerror})") from error
     adata = sc.datasets.pbmc68k_reduced()
-    tl.embed(adata, method, epochs=epochs, dim=dim, seed=seed, device=device)
+    tl.embed(adata, method, epochs=epochs, dim=dim, seed=seed, device=device, **method_options)
     labels = adata.obs[LABEL].to_numpy()
     scores = {
         "dataset": "pbmc68k_reduced",

@@ -1,7 +1,8 @@
 """What differs between the two data kinds, gathered in one place.
 
-Everything else — training loop, losses, methods, diffusion core — is shared; a method asks
-the modality for what it needs (its hand-designed views, its default encoder).
+Everything else — training loop, losses, methods, the diffusion core — is shared; a method
+asks the modality for what it needs: hand-designed views, warm-up positives, a denoiser
+backbone and the map between data space and diffusion space.
 """
 
 from __future__ import annotations
@@ -10,11 +11,18 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
+from torch import nn
 
 from ._errors import InputError
-from .contrastive.views import DNAViews, ExpressionViews
-
-ViewFn = Callable[[torch.Tensor, torch.Generator], torch.Tensor]
+from .contrastive.views import (
+    DNAViews,
+    ExpressionViews,
+    NeighbourMixup,
+    PairMaker,
+    ViewFn,
+    two_views,
+)
+from .diffusion import ConvDenoiser, DiffusionSpace, MLPDenoiser, OneHotSpace, PrincipalSpace
 
 
 @dataclass(frozen=True)
@@ -25,6 +33,12 @@ class Modality:
     default_epochs: int
     batch_size: int
     hand_designed_views: Callable[[], ViewFn]
+    warmup_pairs: Callable[[torch.Tensor, int], PairMaker]
+    """``(data, seed) -> pairs`` for DiffAug's warm-up E-step."""
+    diffusion_space: Callable[[int], DiffusionSpace]
+    """``n_features -> space`` (unfitted) in which the generator works."""
+    denoiser: Callable[[int, int], nn.Module]
+    """``(space dim, cond_dim) -> ε̂(x_t, t, z)`` network."""
 
 
 EXPRESSION = Modality(
@@ -34,6 +48,9 @@ EXPRESSION = Modality(
     default_epochs=100,
     batch_size=256,
     hand_designed_views=ExpressionViews,
+    warmup_pairs=lambda data, seed: NeighbourMixup(data, seed=seed),
+    diffusion_space=PrincipalSpace,
+    denoiser=lambda n_features, cond_dim: MLPDenoiser(n_features, cond_dim),
 )
 DNA = Modality(
     name="dna",
@@ -42,6 +59,9 @@ DNA = Modality(
     default_epochs=20,
     batch_size=128,
     hand_designed_views=DNAViews,
+    warmup_pairs=lambda data, seed: two_views(DNAViews()),
+    diffusion_space=lambda n_features: OneHotSpace(),
+    denoiser=lambda n_features, cond_dim: ConvDenoiser(cond_dim),
 )
 MODALITIES = {m.name: m for m in (EXPRESSION, DNA)}
 

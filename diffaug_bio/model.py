@@ -19,6 +19,7 @@ import torch
 from . import __version__
 from ._errors import InputError
 from ._utils import resolve_device, seed_everything
+from .diffusion import ConditionalDiffusion
 from .encoders import build_encoder, projection_head
 from .io.expression import ExpressionPreprocessing
 from .io.sequences import SequenceEncoding, SequenceSet
@@ -53,6 +54,7 @@ class EmbeddingModel:
         self.n_features = len(recipe.genes) if isinstance(recipe, ExpressionPreprocessing) else 0
         self.training: dict = {}
         self.encoder: torch.nn.Module | None = None
+        self.diffusion: ConditionalDiffusion | None = None
 
     @classmethod
     def for_expression(cls, recipe: ExpressionPreprocessing, dim: int | None = None):
@@ -74,8 +76,12 @@ class EmbeddingModel:
         epochs: int | None = None,
         seed: int = 0,
         device: str = "auto",
+        **method_options: object,
     ) -> EmbeddingModel:
-        """Train a fresh encoder on encoder-ready ``data`` (see :meth:`prepare`), without labels."""
+        """Train a fresh encoder on encoder-ready ``data`` (see :meth:`prepare`), without labels.
+
+        ``method_options`` go to the method (e.g. ``loss``, ``rounds`` for ``diffaug``).
+        """
         data = torch.as_tensor(data, dtype=torch.float32)
         if len(data) < 2:
             raise InputError(f"contrastive training needs at least 2 items, got {len(data)}")
@@ -84,7 +90,7 @@ class EmbeddingModel:
             raise InputError(f"--epochs must be at least 1, got {epochs}")
         torch_device = resolve_device(device)
         generator = seed_everything(seed)
-        trainer_method = build_method(method, self.modality)
+        trainer_method = build_method(method, self.modality, **method_options)
         self.encoder = self._new_encoder()
         trainer = ContrastiveTrainer(
             self.encoder,
@@ -100,6 +106,7 @@ class EmbeddingModel:
         )  # fmt: skip
         trainer_method.fit(trainer, data, epochs)
         self.encoder = self.encoder.cpu().eval()
+        self.diffusion = trainer_method.diffusion and trainer_method.diffusion.cpu()
         self.training = {
             **trainer_method.params(),
             "epochs": epochs,
@@ -131,8 +138,38 @@ class EmbeddingModel:
         self.encoder.cpu()
         return embedding
 
+    @torch.no_grad()
+    def augment(
+        self,
+        data: ad.AnnData | SequenceSet,
+        n: int = 1,
+        seed: int = 0,
+        device: str = "cpu",
+        noise_level: float | None = None,
+        steps: int | None = None,
+    ) -> torch.Tensor:
+        """``n`` generated positives per item, ``(n · N, …)`` in encoder-input space
+        (copy k of item i at row ``k · N + i``): each anchor noised to ``noise_level`` and
+        denoised conditioned on its embedding. Needs a model trained with ``diffaug``."""
+        if self.diffusion is None:
+            raise InputError("this model has no generator: train it with --method diffaug")
+        if n < 1:
+            raise InputError(f"-n must be at least 1, got {n}")
+        prepared = self.prepare(data)
+        condition = torch.from_numpy(self.embed(prepared, device))
+        level = self.training["noise_level"] if noise_level is None else noise_level
+        steps = self.training["sampling_steps"] if steps is None else steps
+        generator = torch.Generator().manual_seed(seed)
+        torch_device = resolve_device(device)
+        copies = [
+            self.diffusion.generate(prepared, condition, level, steps, generator, torch_device)
+            for _ in range(n)
+        ]
+        self.diffusion.cpu()
+        return torch.cat(copies)
+
     def config(self) -> dict:
-        return {
+        config = {
             "format": FORMAT,
             "version": __version__,
             "modality": self.modality.name,
@@ -141,15 +178,26 @@ class EmbeddingModel:
             "input": self.recipe.to_dict(),
             "training": self.training,
         }
+        if self.diffusion is not None:
+            config["diffusion"] = self.diffusion.config()
+        return config
+
+    def _new_diffusion(self, config: dict) -> ConditionalDiffusion:
+        space = self.modality.diffusion_space(self.n_features)
+        denoiser = self.modality.denoiser(space.dim, self.dim)
+        return ConditionalDiffusion.from_config(denoiser, space, config)
 
     def save(self, directory: str | os.PathLike) -> Path:
-        """Write ``config.json`` (settings, input recipe, package version) and ``encoder.pt``."""
+        """Write ``config.json`` (settings, input recipe, package version), ``encoder.pt`` and,
+        for DiffAug models, ``diffusion.pt`` (the generator of positives)."""
         if self.encoder is None:
             raise InputError("the model is not trained yet: nothing to save")
         directory = Path(directory)
         try:
             directory.mkdir(parents=True, exist_ok=True)
             torch.save(self.encoder.state_dict(), directory / "encoder.pt")
+            if self.diffusion is not None:
+                torch.save(self.diffusion.state_dict(), directory / "diffusion.pt")
             (directory / "config.json").write_text(json.dumps(self.config(), indent=1))
         except OSError as error:
             raise InputError(f"{directory}: cannot write the model ({error.strerror})") from error
@@ -184,4 +232,9 @@ class EmbeddingModel:
         state = torch.load(directory / "encoder.pt", map_location="cpu", weights_only=True)
         model.encoder.load_state_dict(state)
         model.encoder.eval()
+        if "diffusion" in config:
+            model.diffusion = model._new_diffusion(config["diffusion"])
+            state = torch.load(directory / "diffusion.pt", map_location="cpu", weights_only=True)
+            model.diffusion.load_state_dict(state)
+            model.diffusion.eval()
         return model

@@ -24,8 +24,8 @@ from ._errors import InputError
 from .evaluate import linear_probe, majority_fraction
 from .io.expression import ExpressionPreprocessing
 from .io.genomic_benchmarks import load_dna_dataset
-from .io.h5ad import write_h5ad_atomic
-from .io.sequences import SequenceEncoding, SequenceSet, read_sequence_file
+from .io.h5ad import read_h5ad, write_h5ad_atomic
+from .io.sequences import SequenceEncoding, SequenceSet, one_hot_decode, read_sequence_file
 from .model import EmbeddingModel
 
 logger = logging.getLogger("diffaug_bio")
@@ -67,11 +67,13 @@ def embed(
     device: str = "auto",
     n_top_genes: int = 2000,
     model: EmbeddingModel | str | os.PathLike | None = None,
+    **method_options: object,
 ) -> EmbeddingModel:
     """Learn a contrastive embedding of the cells (or apply a saved ``model``).
 
     Writes ``adata.obsm[key_added]`` (float32, n_obs × dim) and ``adata.uns["diffaug"]``;
     nothing else in ``adata`` changes. Returns the model, ready to ``save`` or reapply.
+    ``method_options`` go to the method, e.g. ``loss="tkernel"`` or ``rounds=3`` for diffaug.
     """
     if model is not None:
         model = _load(model, "expression")
@@ -79,7 +81,7 @@ def embed(
     else:
         recipe, prepared = ExpressionPreprocessing.fit(adata, layer, n_top_genes)
         model = EmbeddingModel.for_expression(recipe, dim)
-        model.fit(prepared, method, epochs, seed, device)
+        model.fit(prepared, method, epochs, seed, device, **method_options)
         embedding = model.embed(prepared, device)
     adata.obsm[key_added] = embedding
     recipe = model.recipe
@@ -151,6 +153,7 @@ def train_dna(
     seed: int = 0,
     device: str = "auto",
     max_len: int | None = None,
+    **method_options: object,
 ) -> DNATrainingResult:
     """Train a sequence encoder on the train split (labels unused), embed every sequence and
     score a linear probe (fit on train-split embeddings, accuracy on the test split)."""
@@ -165,7 +168,7 @@ def train_dna(
     logger.info("read %d sequences (%d train), window %d bp", len(dataset), train.sum(),
                 encoding.max_len)  # fmt: skip
     model = EmbeddingModel.for_dna(encoding, encoder, dim)
-    model.fit(one_hot[train], method, epochs, seed, device)
+    model.fit(one_hot[train], method, epochs, seed, device, **method_options)
     embedding = model.embed(one_hot, device)
     adata = sequences_adata(dataset, embedding)
     _record_params(adata, model, max_len=encoding.max_len)
@@ -202,3 +205,34 @@ def embed_dna(
     adata = sequences_adata(sequences, model.embed(sequences, device))
     _record_params(adata, model, max_len=model.recipe.max_len)
     return adata
+
+
+def augment(
+    data: ad.AnnData | SequenceSet | str | os.PathLike,
+    model: EmbeddingModel | str | os.PathLike,
+    n: int = 1,
+    seed: int = 0,
+    device: str = "auto",
+) -> ad.AnnData | SequenceSet:
+    """``n`` generated positives per input item from a DiffAug model.
+
+    Cells → an AnnData over the model's genes, values on the log-normalised scale the model
+    was trained on, obs copied from the source cell plus ``source`` and ``copy``.
+    Sequences → a SequenceSet of valid A/C/G/T sequences named ``ID-augK``.
+    """
+    if isinstance(data, str | os.PathLike):
+        path = Path(data)
+        data = read_h5ad(path) if path.suffix == ".h5ad" else read_sequence_file(path)
+    model = _load(model, "expression" if isinstance(data, ad.AnnData) else "dna")
+    generated = model.augment(data, n, seed, device).numpy()
+    copies = np.repeat(np.arange(n), len(data) if isinstance(data, SequenceSet) else data.n_obs)
+    if isinstance(data, SequenceSet):
+        sources = np.tile(np.arange(len(data)), n)
+        names = [f"{data.ids[i]}-aug{k}" for i, k in zip(sources, copies)]
+        return SequenceSet(names, one_hot_decode(generated))
+    recipe = model.recipe
+    obs = pd.concat([data.obs] * n)
+    obs = obs.assign(source=obs.index.astype(str), copy=copies)
+    obs.index = [f"{name}-aug{k}" for name, k in zip(obs["source"], copies)]
+    values = generated * recipe.std + recipe.mean
+    return ad.AnnData(values.astype(np.float32), obs=obs, var=pd.DataFrame(index=recipe.genes))

@@ -7,7 +7,6 @@ diffusion samples); the trainer owns the encoder, projection head, optimiser and
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -15,15 +14,10 @@ import torch
 from torch import nn
 
 from ._utils import progress
+from .contrastive.losses import LossFn
+from .contrastive.views import PairMaker
 
 logger = logging.getLogger("diffaug_bio")
-
-PairMaker = Callable[
-    [torch.Tensor, torch.Tensor, torch.Generator], tuple[torch.Tensor, torch.Tensor]
-]
-"""``(batch, batch_indices, generator) -> (view_1, view_2)``: the positive pairs of a batch."""
-
-LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
 
 class TrainingDiverged(RuntimeError):
@@ -58,7 +52,7 @@ class ContrastiveTrainer:
         self.generator = generator
         parameters = [*self.encoder.parameters(), *self.head.parameters()]
         self.optimiser = torch.optim.AdamW(
-            parameters, lr=config.lr, weight_decay=config.weight_decay
+            parameters, lr=config.lr, weight_decay=config.weight_decay, foreach=True
         )
         self.history: list[float] = []
 
@@ -81,7 +75,8 @@ class ContrastiveTrainer:
             batches = self.batches(len(data))
             for index in batches:
                 view_1, view_2 = make_pair(data[index].to(self.device), index, self.generator)
-                loss = self.loss(self.head(self.encoder(view_1)), self.head(self.encoder(view_2)))
+                z1 = self.encoder(view_1)
+                loss = self.loss(z1, self.head(z1), self.head(self.encoder(view_2)))
                 if not torch.isfinite(loss):
                     raise TrainingDiverged(
                         "the training loss became NaN or infinite; try a lower learning rate "

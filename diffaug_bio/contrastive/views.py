@@ -6,9 +6,18 @@ returns a randomly augmented copy; two calls give the two views of a positive pa
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
+
+ViewFn = Callable[[torch.Tensor, torch.Generator], torch.Tensor]
+"""``(batch, generator) -> augmented batch``."""
+
+PairMaker = Callable[
+    [torch.Tensor, torch.Tensor, torch.Generator], tuple[torch.Tensor, torch.Tensor]
+]
+"""``(batch, batch_indices, generator) -> (anchors, positives)``: a batch's positive pairs."""
 
 
 @dataclass
@@ -58,3 +67,42 @@ def shift(x: torch.Tensor, offsets: torch.Tensor) -> torch.Tensor:
     valid = ((source >= 0) & (source < length)).to(x.device)
     gathered = x.gather(2, source.clamp(0, length - 1).to(x.device)[:, None, :].expand(-1, 4, -1))
     return gathered * valid[:, None, :]
+
+
+class NeighbourMixup:
+    """DiffAug's warm-up positives: ``x⁺ = α x + (1 − α) x_nb`` with ``α ~ U(0, 1)`` and
+    ``x_nb`` one of the ``n_neighbors`` nearest neighbours of x in PCA space.
+
+    Neighbours are found once, on the whole data set, with scikit-learn.
+    """
+
+    def __init__(
+        self, data: torch.Tensor, n_neighbors: int = 10, n_components: int = 50, seed: int = 0
+    ):
+        from sklearn.decomposition import PCA
+        from sklearn.neighbors import NearestNeighbors
+
+        flat = data.reshape(len(data), -1).numpy()
+        n_components = min(n_components, *flat.shape)
+        reduced = PCA(n_components, random_state=seed).fit_transform(flat)
+        n_neighbors = min(n_neighbors, len(data) - 1)
+        _, neighbours = NearestNeighbors(n_neighbors=n_neighbors + 1).fit(reduced).kneighbors()
+        self.data = data
+        self.neighbours = torch.from_numpy(neighbours[:, :n_neighbors])
+
+    def __call__(
+        self, x: torch.Tensor, index: torch.Tensor, generator: torch.Generator
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        pick = torch.randint(0, self.neighbours.shape[1], (len(index),), generator=generator)
+        neighbour = self.data[self.neighbours[index, pick]].to(x.device)
+        alpha = torch.rand(len(index), *([1] * (x.dim() - 1)), generator=generator).to(x.device)
+        return x, alpha * x + (1 - alpha) * neighbour
+
+
+def two_views(view: ViewFn) -> PairMaker:
+    """The SimCLR pair: two independent draws of a hand-designed view of each item."""
+
+    def pairs(x: torch.Tensor, _index: torch.Tensor, generator: torch.Generator):
+        return view(x, generator), view(x, generator)
+
+    return pairs

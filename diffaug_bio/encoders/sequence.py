@@ -6,11 +6,11 @@ over positions that hold a base, so padding does not dilute the embedding.
 
 from __future__ import annotations
 
-import math
-
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from ..layers import sinusoidal
 
 
 def _masked_mean(features: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -46,16 +46,6 @@ class CNNEncoder(nn.Module):
         return self.out(torch.cat([_masked_mean(h, mask), pooled_max], dim=1))
 
 
-def _sinusoidal(positions: torch.Tensor, width: int) -> torch.Tensor:
-    """Sinusoidal encodings ``(N, T, width)`` of integer ``positions (N, T)``."""
-    frequency = torch.exp(
-        torch.arange(0, width, 2, device=positions.device, dtype=torch.float32)
-        * (-math.log(1e4) / width)
-    )
-    angles = positions[..., None].float() * frequency
-    return torch.stack([angles.sin(), angles.cos()], dim=-1).flatten(-2)
-
-
 class TransformerEncoder(nn.Module):
     """A small transformer over k-mer-like tokens (a strided conv), with sinusoidal positions
     counted from the first base (so padding does not move them), a key-padding mask from the
@@ -82,7 +72,7 @@ class TransformerEncoder(nn.Module):
             (x.sum(1, keepdim=True) > 0).float(), 2 * self.stride, self.stride, self.stride
         )[..., : tokens.shape[-1]]
         positions = (mask[:, 0].cumsum(-1) - 1).clamp_min(0)
-        h = tokens.transpose(1, 2) + _sinusoidal(positions, tokens.shape[1])
+        h = tokens.transpose(1, 2) + sinusoidal(positions, tokens.shape[1])
         h = self.transformer(h, src_key_padding_mask=mask[:, 0] == 0)
         h = self.norm(h).transpose(1, 2)
         return self.out(_masked_mean(h, mask))

@@ -9,6 +9,7 @@ from .sequences import (
     one_hot_decode,
     one_hot_encode,
     read_sequence_file,
+    write_fasta,
 )
 
 __all__ = [
@@ -21,5 +22,6 @@ __all__ = [
     "read_benchmark_folder",
     "read_h5ad",
     "read_sequence_file",
+    "write_fasta",
     "write_h5ad_atomic",
 ]

@@ -126,6 +126,20 @@ def one_hot_decode(one_hot: np.ndarray | torch.Tensor) -> list[str]:
     return decoded
 
 
+def write_fasta(sequences: SequenceSet, path: str | os.PathLike) -> None:
+    """Write sequences as FASTA (60 columns), atomically: temp file beside ``path``, renamed."""
+    path = Path(path)
+    temporary = path.with_name(f".{path.name}.tmp")
+    try:
+        with open(temporary, "w") as handle:
+            for name, sequence in zip(sequences.ids, sequences.sequences):
+                lines = [sequence[i : i + 60] for i in range(0, len(sequence), 60)]
+                handle.write(f">{name}\n" + "\n".join(lines) + "\n")
+        os.replace(temporary, path)
+    finally:
+        temporary.unlink(missing_ok=True)
+
+
 def _open_text(path: Path):
     return gzip.open(path, "rt") if path.suffix == ".gz" else open(path)
 

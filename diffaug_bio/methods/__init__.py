@@ -4,16 +4,17 @@ from __future__ import annotations
 
 from .._errors import InputError
 from ..modality import Modality
-from .base import Method
+from .base import Method, MethodOptions
+from .diffaug import DiffAug
 from .simclr import SimCLR
 
-METHODS: dict[str, type[Method]] = {cls.name: cls for cls in (SimCLR,)}
+METHODS: dict[str, type[Method]] = {cls.name: cls for cls in (DiffAug, SimCLR)}
 
 
-def build_method(name: str, modality: Modality) -> Method:
+def build_method(name: str, modality: Modality, **options: object) -> Method:
     if name not in METHODS:
         raise InputError(f"unknown method {name!r}: choose {', '.join(sorted(METHODS))}")
-    return METHODS[name](modality)
+    return METHODS[name](modality, **options)
 
 
-__all__ = ["METHODS", "Method", "SimCLR", "build_method"]
+__all__ = ["METHODS", "DiffAug", "Method", "MethodOptions", "SimCLR", "build_method"]

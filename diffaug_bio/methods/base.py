@@ -3,12 +3,26 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from dataclasses import asdict, dataclass
 from typing import ClassVar
 
 import torch
 
+from .._errors import InputError
+from ..contrastive.losses import LossFn, get_loss
+from ..diffusion import ConditionalDiffusion
 from ..modality import Modality
-from ..train import ContrastiveTrainer, LossFn
+from ..train import ContrastiveTrainer
+
+
+@dataclass
+class MethodOptions:
+    """Options every method takes; a method's own options subclass this."""
+
+    loss: str = "infonce"
+
+    def __post_init__(self) -> None:
+        get_loss(self.loss)
 
 
 class Method(ABC):
@@ -19,19 +33,27 @@ class Method(ABC):
     """
 
     name: ClassVar[str]
+    Options: ClassVar[type[MethodOptions]] = MethodOptions
+    diffusion: ConditionalDiffusion | None = None
+    """A trained generator of positives, for methods that have one (saved with the model)."""
 
-    def __init__(self, modality: Modality):
+    def __init__(self, modality: Modality, **options: object):
+        unknown = sorted(set(options) - set(self.Options.__dataclass_fields__))
+        if unknown:
+            names = ", ".join("--" + option.replace("_", "-") for option in unknown)
+            raise InputError(f"{names}: not an option of --method {self.name}")
         self.modality = modality
+        self.options = self.Options(**options)
 
     @property
-    @abstractmethod
     def loss(self) -> LossFn:
-        """The contrastive loss on (head output of view 1, head output of view 2)."""
+        """The contrastive loss on (anchor representation, anchor head, positive head)."""
+        return get_loss(self.options.loss)
+
+    def params(self) -> dict:
+        """The method's settings, recorded in ``uns["diffaug"]["params"]`` and the model config."""
+        return {"method": self.name, **asdict(self.options)}
 
     @abstractmethod
     def fit(self, trainer: ContrastiveTrainer, data: torch.Tensor, epochs: int) -> None:
         """Train ``trainer``'s encoder on ``data`` (N, …) without labels."""
-
-    def params(self) -> dict:
-        """The method's settings, recorded in ``uns["diffaug"]["params"]`` and the model config."""
-        return {"method": self.name}

@@ -1,0 +1,110 @@
+"""DiffAug end to end: rounds really train the generator, generated positives are used,
+the generator is saved with the model, and ``augment`` writes valid output."""
+
+import anndata as ad
+import numpy as np
+import pytest
+import torch
+from Bio import SeqIO
+from click.testing import CliRunner
+
+import diffaug_bio as dab
+from diffaug_bio import InputError
+from diffaug_bio.cli import cli
+from diffaug_bio.methods.diffaug import with_generated
+
+FAST = {"rounds": 2, "diffusion_epochs": 2}
+
+
+def test_with_generated_replaces_the_asked_share_of_positives():
+    data = torch.zeros(1000, 3)
+    bank = torch.ones(1000, 3)
+
+    def warmup(x, index, generator):
+        return x, x - 1
+
+    generator = torch.Generator().manual_seed(0)
+    index = torch.arange(1000)
+    anchors, positives = with_generated(warmup, bank, 0.3)(data, index, generator)
+    assert torch.equal(anchors, data)
+    from_bank = (positives == 1).all(1).float().mean().item()
+    assert abs(from_bank - 0.3) < 0.05
+    assert ((positives == 1).all(1) | (positives == -1).all(1)).all()
+
+
+def test_diffaug_trains_generator_every_round_and_saves_it(bladder, tmp_path):
+    model = dab.tl.embed(bladder, "diffaug", epochs=4, seed=0, **FAST)
+    params = bladder.uns["diffaug"]["params"]
+    assert params["method"] == "diffaug" and params["rounds"] == 2
+    assert np.isfinite(bladder.obsm["X_diffaug"]).all()
+    batches = int(np.ceil(bladder.n_obs / 256))
+    assert model.diffusion.steps_done == FAST["rounds"] * FAST["diffusion_epochs"] * batches
+    model.save(tmp_path / "model")
+    loaded = dab.EmbeddingModel.load(tmp_path / "model")
+    for saved, restored in zip(model.diffusion.state_dict().values(),
+                               loaded.diffusion.state_dict().values()):  # fmt: skip
+        torch.testing.assert_close(saved, restored)
+    np.testing.assert_allclose(loaded.embed(bladder), bladder.obsm["X_diffaug"], atol=1e-5)
+
+
+def test_diffaug_same_seed_same_embedding(pbmc):
+    first, second = pbmc.copy(), pbmc.copy()
+    for adata in (first, second):
+        dab.tl.embed(adata, "diffaug", epochs=3, seed=5, **FAST)
+    np.testing.assert_array_equal(first.obsm["X_diffaug"], second.obsm["X_diffaug"])
+
+
+def test_unknown_option_for_a_method_is_a_clear_error(pbmc):
+    with pytest.raises(InputError, match="--rounds: not an option of --method simclr"):
+        dab.tl.embed(pbmc, "simclr", epochs=1, rounds=2)
+
+
+def test_augment_cells_writes_generated_cells_on_the_models_genes(pbmc, tmp_path):
+    pbmc.write_h5ad(tmp_path / "pbmc.h5ad")
+    runner = CliRunner()
+    trained = runner.invoke(cli, ["embed", str(tmp_path / "pbmc.h5ad"), "--method", "diffaug",
+                                  "--epochs", "3", "--rounds", "1", "--save-model",
+                                  str(tmp_path / "model")])  # fmt: skip
+    assert trained.exit_code == 0, trained.output
+    out = tmp_path / "aug.h5ad"
+    result = runner.invoke(cli, ["augment", str(tmp_path / "pbmc.h5ad"), "--model",
+                                 str(tmp_path / "model"), "-n", "2", "-o", str(out)])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    generated = ad.read_h5ad(out)
+    assert generated.shape == (1400, pbmc.n_vars)
+    assert list(generated.var_names) == list(pbmc.var_names)
+    assert np.isfinite(generated.X).all()
+    assert list(generated.obs["copy"].value_counts().sort_index()) == [700, 700]
+    first = generated.obs_names[0]
+    source = generated.obs.loc[first, "source"]
+    assert generated.obs.loc[first, "bulk_labels"] == pbmc.obs.loc[source, "bulk_labels"]
+    # positives stay near their source cell: closer to it than to a random other cell
+    own = np.linalg.norm(generated.X[:700] - pbmc.X, axis=1)
+    other = np.linalg.norm(generated.X[:700] - pbmc.X[::-1], axis=1)
+    assert np.median(own) < np.median(other)
+
+
+def test_augment_dna_writes_valid_fasta(nontata_dir, promoters_fasta, tmp_path):
+    runner = CliRunner()
+    run = tmp_path / "run"
+    trained = runner.invoke(
+        cli, ["train-dna", str(nontata_dir), "--method", "diffaug", "--epochs", "2", "--rounds",
+              "1", "-o", str(run)]
+    )  # fmt: skip
+    assert trained.exit_code == 0, trained.output
+    out = tmp_path / "aug.fa"
+    result = runner.invoke(
+        cli,
+        ["augment", str(promoters_fasta), "--model", str(run / "model"), "-n", "3", "-o", str(out)],
+    )
+    assert result.exit_code == 0, result.output
+    records = list(SeqIO.parse(out, "fasta"))
+    assert len(records) == 120
+    assert all(set(str(r.seq)) <= set("ACGT") and len(r.seq) == 251 for r in records)
+    assert records[0].id.endswith("-aug0") and records[-1].id.endswith("-aug2")
+
+
+def test_augment_needs_a_diffaug_model(pbmc, tmp_path):
+    dab.tl.embed(pbmc, "simclr", epochs=1).save(tmp_path / "model")
+    with pytest.raises(InputError, match="no generator"):
+        dab.tl.augment(pbmc, tmp_path / "model")
