@@ -66,7 +66,9 @@ def main() -> None:
     parser.add_argument("--suite", choices=sorted(SUITES), default="smoke")
     parser.add_argument("--out", type=Path, default=Path("benchmarks/out"))
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA, help="the shared data folder")
-    parser.add_argument("--methods", default="simclr", help="comma-separated package methods")
+    parser.add_argument("--methods", default="simclr",
+                        help="comma-separated method specs; options after ':' joined by ';', "
+                        "e.g. simclr,diffaug,diffaug:replace_fraction=0")  # fmt: skip
     parser.add_argument("--seeds", default=None, help="comma-separated seeds (overrides the suite)")
     parser.add_argument("--epochs", type=int, default=None, help="epochs (overrides the suite)")
     parser.add_argument("--cells", action="append", default=[], help="extra PATH.h5ad:LABEL_COLUMN")

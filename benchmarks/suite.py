@@ -26,10 +26,23 @@ PEERS_DNA = ("kmer4", "kmer6")
 @dataclass
 class Task:
     dataset: str  # "mouse_bladder", "pbmc68k_reduced", "nontata", "cells:PATH:LABEL", "dna:PATH"
-    method: str  # a package --method, or a peer (pca50, kmer4, kmer6)
+    method: str  # a package method spec ("diffaug", "diffaug:replace_fraction=0"), or a peer
     seed: int
     epochs: int | None
     data_root: str
+
+
+def parse_method(spec: str) -> tuple[str, dict[str, object]]:
+    """``"diffaug:replace_fraction=0;rounds=3"`` -> ``("diffaug", {...})``; values parsed as JSON."""
+    name, _, settings = spec.partition(":")
+    options: dict[str, object] = {}
+    for setting in filter(None, settings.split(";")):
+        key, _, value = setting.partition("=")
+        try:
+            options[key] = json.loads(value)
+        except json.JSONDecodeError:
+            options[key] = value
+    return name, options
 
 
 def dataset_kind(dataset: str) -> str:
@@ -64,7 +77,8 @@ def _cells_task(task: Task) -> dict[str, float]:
     if task.method == "pca50":
         embedding = pca_embedding(adata)
     else:
-        tl.embed(adata, task.method, epochs=task.epochs, seed=task.seed, device="cpu")
+        method, options = parse_method(task.method)
+        tl.embed(adata, method, epochs=task.epochs, seed=task.seed, device="cpu", **options)
         embedding = adata.obsm["X_diffaug"]
     train_seconds = time.perf_counter() - start
     leiden = leiden_scores(embedding, labels, seed=task.seed)
@@ -91,8 +105,9 @@ def _dna_task(task: Task) -> dict[str, float]:
         labels = np.asarray(sequences.labels)
         accuracy = linear_probe(features[train], labels[train], features[~train], labels[~train])
     else:
-        result = tl.train_dna(sequences, method=task.method, epochs=task.epochs, seed=task.seed,
-                              device="cpu")  # fmt: skip
+        method, options = parse_method(task.method)
+        result = tl.train_dna(sequences, method=method, epochs=task.epochs, seed=task.seed,
+                              device="cpu", **options)  # fmt: skip
         accuracy = result.metrics["linear_probe_accuracy"]
     return {"linear_probe_accuracy": accuracy, "train_seconds": time.perf_counter() - start}
 

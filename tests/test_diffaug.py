@@ -18,7 +18,7 @@ FAST = {"rounds": 2, "diffusion_epochs": 2}
 
 def test_with_generated_replaces_the_asked_share_of_positives():
     data = torch.zeros(1000, 3)
-    bank = torch.ones(1000, 3)
+    bank = torch.stack([torch.ones(1000, 3), 2 * torch.ones(1000, 3)])  # two positives each
 
     def warmup(x, index, generator):
         return x, x - 1
@@ -27,9 +27,10 @@ def test_with_generated_replaces_the_asked_share_of_positives():
     index = torch.arange(1000)
     anchors, positives = with_generated(warmup, bank, 0.3)(data, index, generator)
     assert torch.equal(anchors, data)
-    from_bank = (positives == 1).all(1).float().mean().item()
-    assert abs(from_bank - 0.3) < 0.05
-    assert ((positives == 1).all(1) | (positives == -1).all(1)).all()
+    first, second = (positives == 1).all(1), (positives == 2).all(1)
+    assert abs((first | second).float().mean().item() - 0.3) < 0.05
+    assert abs(first.float().sum().item() / (first | second).sum().item() - 0.5) < 0.1
+    assert (first | second | (positives == -1).all(1)).all()
 
 
 def test_diffaug_trains_generator_every_round_and_saves_it(bladder, tmp_path):

@@ -86,9 +86,10 @@ class NeighbourMixup:
         n_components = min(n_components, *flat.shape)
         reduced = PCA(n_components, random_state=seed).fit_transform(flat)
         n_neighbors = min(n_neighbors, len(data) - 1)
-        _, neighbours = NearestNeighbors(n_neighbors=n_neighbors + 1).fit(reduced).kneighbors()
+        # kneighbors() without a query leaves each point out of its own neighbours
+        _, neighbours = NearestNeighbors(n_neighbors=n_neighbors).fit(reduced).kneighbors()
         self.data = data
-        self.neighbours = torch.from_numpy(neighbours[:, :n_neighbors])
+        self.neighbours = torch.from_numpy(neighbours)
 
     def __call__(
         self, x: torch.Tensor, index: torch.Tensor, generator: torch.Generator

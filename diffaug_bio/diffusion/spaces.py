@@ -40,9 +40,11 @@ class PrincipalSpace(DiffusionSpace):
     """Expression: diffuse the top principal components, scaled to unit average variance.
 
     A few thousand cells cannot teach a generator a 2,000-gene distribution, but they can
-    teach it the 50-dimensional principal manifold. A generated point moves its anchor
-    *along* that manifold — ``x⁺ = x + W(ĉ − c)`` — and keeps the anchor's own gene-level
-    detail outside it.
+    teach it the 50-dimensional principal manifold. A generated code decodes to the point
+    on that manifold, ``x⁺ = μ + ĉW``. It must *not* keep the anchor's own residual outside
+    the manifold (``x + W(ĉ − c)``): anchor and positive would then share ~1,950 dimensions
+    of cell-specific noise, and the encoder learns to match pairs by that fingerprint —
+    measured on mouse bladder, kNN-15 fell from 89% to 76% with every positive generated.
     """
 
     def __init__(self, n_features: int, n_components: int = 50):
@@ -67,8 +69,7 @@ class PrincipalSpace(DiffusionSpace):
         return (data - self.mean) @ self.components.T / self.scale
 
     def decode(self, generated: torch.Tensor, anchors: torch.Tensor) -> torch.Tensor:
-        shift = (generated - self.encode(anchors)) * self.scale
-        return anchors + shift @ self.components
+        return self.mean + (generated * self.scale) @ self.components
 
 
 class OneHotSpace(DiffusionSpace):

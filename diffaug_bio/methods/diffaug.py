@@ -40,6 +40,9 @@ class DiffAugOptions(MethodOptions):
     noise_level: float = 0.3
     """t*/T: how far each anchor is noised before being denoised into a positive."""
     sampling_steps: int = 5
+    bank_size: int = 4
+    """Generated positives kept per anchor each round; a batch draws one of them at random,
+    so an anchor does not meet the same generated positive in every epoch of a round."""
     diffusion_epochs: int = 40
     """M-step epochs per round."""
     schedule: str = "linear"
@@ -47,21 +50,24 @@ class DiffAugOptions(MethodOptions):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        if self.rounds < 1:
-            raise InputError(f"--rounds must be at least 1, got {self.rounds}")
+        for name in ("rounds", "bank_size", "sampling_steps", "diffusion_epochs"):
+            if getattr(self, name) < 1:
+                raise InputError(f"--{name.replace('_', '-')} must be at least 1")
         for name in ("warmup_share", "replace_fraction", "noise_level"):
             if not 0 <= getattr(self, name) <= 1:
                 raise InputError(f"--{name.replace('_', '-')} must lie in [0, 1]")
 
 
 def with_generated(warmup: PairMaker, bank: torch.Tensor, replace_fraction: float) -> PairMaker:
-    """Warm-up pairs in which a random ``replace_fraction`` of positives come from ``bank``."""
+    """Warm-up pairs in which a random ``replace_fraction`` of positives come from ``bank``
+    (``bank_size × n_items × …``: one of each item's generated positives, drawn at random)."""
 
     def pairs(x: torch.Tensor, index: torch.Tensor, generator: torch.Generator):
         anchors, positives = warmup(x, index, generator)
         replace = (torch.rand(len(index), generator=generator) < replace_fraction).to(x.device)
+        draw = torch.randint(0, len(bank), (len(index),), generator=generator)
         shape = (-1, *([1] * (x.dim() - 1)))
-        generated = bank[index].to(x.device)
+        generated = bank[draw, index].to(x.device)
         return anchors, torch.where(replace.view(shape), generated, positives)
 
     return pairs
@@ -94,10 +100,13 @@ class DiffAug(Method):
             history = self.diffusion.fit(
                 data, condition, options.diffusion_epochs, trainer.generator, trainer.device
             )
-            bank = self.diffusion.generate(
-                data, condition, options.noise_level, options.sampling_steps,
-                trainer.generator, trainer.device,
-            )  # fmt: skip
+            bank = torch.stack([
+                self.diffusion.generate(
+                    data, condition, options.noise_level, options.sampling_steps,
+                    trainer.generator, trainer.device,
+                )
+                for _ in range(options.bank_size)
+            ])  # fmt: skip
             logger.debug("round %d: diffusion loss %.4f", round_number, history[-1])
             pairs = with_generated(warmup, bank, options.replace_fraction)
             trainer.fit(data, pairs, round_epochs, desc=f"diffaug round {round_number}")
