@@ -27,6 +27,7 @@ from suite import (
     dataset_kind,
     run_in_child,
     run_task,
+    scvi_applicable,
 )
 
 SUITES = {
@@ -91,6 +92,8 @@ def main() -> None:
         kind = dataset_kind(dataset)
         epochs = args.epochs or suite["epochs_dna" if kind == "dna" else "epochs_cells"]
         peers = [] if args.no_peers else list(PEERS_DNA if kind == "dna" else PEERS_CELLS)
+        if "scvi" in peers and not scvi_applicable(dataset, str(args.data)):
+            peers.remove("scvi")
         for method in peers + methods:
             for seed in seeds if method not in peers else seeds[:1]:
                 task = Task(dataset, method, seed, epochs, str(args.data))

@@ -19,7 +19,8 @@ import numpy as np
 
 HERE = Path(__file__).resolve().parent
 DEFAULT_DATA = HERE.parent.parent / "shared" / "data"
-PEERS_CELLS = ("pca50",)
+PEERS_CELLS = ("pca50", "scvi")
+"""``scvi`` runs only where scvi-tools is installed (``.[bench]``) and X holds raw counts."""
 PEERS_DNA = ("kmer4", "kmer6")
 
 
@@ -33,7 +34,7 @@ class Task:
 
 
 def parse_method(spec: str) -> tuple[str, dict[str, object]]:
-    """``"diffaug:replace_fraction=0;rounds=3"`` -> ``("diffaug", {...})``; values parsed as JSON."""
+    """``"diffaug:replace_fraction=0;rounds=3"`` -> ``("diffaug", {...})``; JSON values."""
     name, _, settings = spec.partition(":")
     options: dict[str, object] = {}
     for setting in filter(None, settings.split(";")):
@@ -66,6 +67,36 @@ def _dna_path(task: Task) -> Path:
     return Path(task.dataset.split(":", 1)[1])
 
 
+def scvi_applicable(dataset: str, data_root: str) -> bool:
+    """scVI models raw counts; skip it without scvi-tools or on processed data (pbmc68k)."""
+    import importlib.util
+
+    from diffaug_bio.io.expression import get_matrix, looks_like_counts
+
+    if dataset_kind(dataset) == "dna" or importlib.util.find_spec("scvi") is None:
+        return False
+    adata, _ = _load_cells(Task(dataset, "scvi", 0, None, data_root))
+    return looks_like_counts(get_matrix(adata, None))
+
+
+def scvi_embedding(adata, seed: int) -> np.ndarray:
+    """scvi-tools defaults (10 latent dims, its own epoch rule) on the 2,000 HVG counts."""
+    import scanpy as sc
+    import scvi
+
+    scvi.settings.seed = seed
+    adata = adata.copy()
+    adata.layers["counts"] = adata.X.copy()
+    sc.pp.normalize_total(adata, target_sum=1e4)
+    sc.pp.log1p(adata)
+    sc.pp.highly_variable_genes(adata, n_top_genes=2000, flavor="seurat_v3", layer="counts")
+    adata = adata[:, adata.var["highly_variable"]].copy()
+    scvi.model.SCVI.setup_anndata(adata, layer="counts")
+    model = scvi.model.SCVI(adata)
+    model.train(accelerator="cpu", enable_progress_bar=False)
+    return model.get_latent_representation()
+
+
 def _cells_task(task: Task) -> dict[str, float]:
     from diffaug_bio import tl
     from diffaug_bio.baselines import pca_embedding
@@ -76,6 +107,8 @@ def _cells_task(task: Task) -> dict[str, float]:
     start = time.perf_counter()
     if task.method == "pca50":
         embedding = pca_embedding(adata)
+    elif task.method == "scvi":
+        embedding = scvi_embedding(adata, task.seed)
     else:
         method, options = parse_method(task.method)
         tl.embed(adata, method, epochs=task.epochs, seed=task.seed, device="cpu", **options)

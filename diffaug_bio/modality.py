@@ -32,6 +32,9 @@ class Modality:
     default_dim: int
     default_epochs: int
     batch_size: int
+    diffusion_epochs: int
+    """DiffAug M-step epochs per round (a conv denoiser over 4 × L one-hot costs far more
+    per item than an MLP over 50 principal components)."""
     hand_designed_views: Callable[[], ViewFn]
     warmup_pairs: Callable[[torch.Tensor, int], PairMaker]
     """``(data, seed) -> pairs`` for DiffAug's warm-up E-step."""
@@ -47,6 +50,7 @@ EXPRESSION = Modality(
     default_dim=50,
     default_epochs=100,
     batch_size=256,
+    diffusion_epochs=40,
     hand_designed_views=ExpressionViews,
     warmup_pairs=lambda data, seed: NeighbourMixup(data, seed=seed),
     diffusion_space=PrincipalSpace,
@@ -58,6 +62,7 @@ DNA = Modality(
     default_dim=128,
     default_epochs=20,
     batch_size=128,
+    diffusion_epochs=5,
     hand_designed_views=DNAViews,
     warmup_pairs=lambda data, seed: two_views(DNAViews()),
     diffusion_space=lambda n_features: OneHotSpace(),

@@ -23,7 +23,7 @@ from .diffusion import ConditionalDiffusion
 from .encoders import build_encoder, projection_head
 from .io.expression import ExpressionPreprocessing
 from .io.sequences import SequenceEncoding, SequenceSet
-from .methods import build_method
+from .methods import DEFAULT_METHOD, build_method
 from .modality import Modality, get_modality
 from .train import ContrastiveTrainer, OptimiserConfig, embed
 
@@ -72,7 +72,7 @@ class EmbeddingModel:
     def fit(
         self,
         data: np.ndarray | torch.Tensor,
-        method: str = "simclr",
+        method: str = DEFAULT_METHOD,
         epochs: int | None = None,
         seed: int = 0,
         device: str = "auto",

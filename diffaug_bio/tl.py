@@ -26,11 +26,11 @@ from .io.expression import ExpressionPreprocessing
 from .io.genomic_benchmarks import load_dna_dataset
 from .io.h5ad import read_h5ad, write_h5ad_atomic
 from .io.sequences import SequenceEncoding, SequenceSet, one_hot_decode, read_sequence_file
+from .methods import DEFAULT_METHOD
 from .model import EmbeddingModel
 
 logger = logging.getLogger("diffaug_bio")
 
-DEFAULT_METHOD = "simclr"
 DEFAULT_KEY = "X_diffaug"
 
 
@@ -217,7 +217,8 @@ def augment(
     """``n`` generated positives per input item from a DiffAug model.
 
     Cells → an AnnData over the model's genes, values on the log-normalised scale the model
-    was trained on, obs copied from the source cell plus ``source`` and ``copy``.
+    was trained on (points of its 50-component principal manifold, so without cell-level
+    noise outside it), obs copied from the source cell plus ``source`` and ``copy``.
     Sequences → a SequenceSet of valid A/C/G/T sequences named ``ID-augK``.
     """
     if isinstance(data, str | os.PathLike):

@@ -30,7 +30,8 @@ def test_embed_to_output_leaves_input_untouched(bladder_path, tmp_path, digest):
     assert out.obsm["X_diffaug"].dtype == np.float32
     assert np.isfinite(out.obsm["X_diffaug"]).all()
     params = out.uns["diffaug"]["params"]
-    assert params["method"] == "simclr" and params["epochs"] == 2 and params["dim"] == 8
+    assert params["method"] == "diffaug" and params["epochs"] == 2 and params["dim"] == 8
+    assert params["rounds"] == 2 and params["diffusion_epochs"] == 40  # defaults recorded
     assert params["counts_normalised"] and params["n_genes"] == 2000
     # nothing else changes: X, obs and var are the input's
     assert (out.X != original.X).nnz == 0

@@ -9,6 +9,7 @@ from .diffaug import DiffAug
 from .simclr import SimCLR
 
 METHODS: dict[str, type[Method]] = {cls.name: cls for cls in (DiffAug, SimCLR)}
+DEFAULT_METHOD = DiffAug.name
 
 
 def build_method(name: str, modality: Modality, **options: object) -> Method:
@@ -17,4 +18,12 @@ def build_method(name: str, modality: Modality, **options: object) -> Method:
     return METHODS[name](modality, **options)
 
 
-__all__ = ["METHODS", "DiffAug", "Method", "MethodOptions", "SimCLR", "build_method"]
+__all__ = [
+    "DEFAULT_METHOD",
+    "METHODS",
+    "DiffAug",
+    "Method",
+    "MethodOptions",
+    "SimCLR",
+    "build_method",
+]

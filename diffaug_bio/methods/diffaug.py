@@ -23,6 +23,7 @@ import torch
 from .._errors import InputError
 from ..contrastive.views import PairMaker
 from ..diffusion import ConditionalDiffusion, GaussianSchedule
+from ..modality import Modality
 from ..train import ContrastiveTrainer, embed
 from .base import Method, MethodOptions
 
@@ -37,21 +38,21 @@ class DiffAugOptions(MethodOptions):
     replace_fraction: float = 0.5
     """Share of positives taken from the generated bank in the E-steps after warm-up;
     0 switches the generator off (warm-up positives throughout: the ablation baseline)."""
-    noise_level: float = 0.3
+    noise_level: float = 0.5
     """t*/T: how far each anchor is noised before being denoised into a positive."""
     sampling_steps: int = 5
     bank_size: int = 4
     """Generated positives kept per anchor each round; a batch draws one of them at random,
     so an anchor does not meet the same generated positive in every epoch of a round."""
-    diffusion_epochs: int = 40
-    """M-step epochs per round."""
+    diffusion_epochs: int | None = None
+    """M-step epochs per round; None takes the modality's default."""
     schedule: str = "linear"
     timesteps: int = 1000
 
     def __post_init__(self) -> None:
         super().__post_init__()
         for name in ("rounds", "bank_size", "sampling_steps", "diffusion_epochs"):
-            if getattr(self, name) < 1:
+            if getattr(self, name) is not None and getattr(self, name) < 1:
                 raise InputError(f"--{name.replace('_', '-')} must be at least 1")
         for name in ("warmup_share", "replace_fraction", "noise_level"):
             if not 0 <= getattr(self, name) <= 1:
@@ -78,6 +79,11 @@ class DiffAug(Method):
     options: DiffAugOptions
 
     Options = DiffAugOptions
+
+    def __init__(self, modality: Modality, **options: object):
+        super().__init__(modality, **options)
+        if self.options.diffusion_epochs is None:  # recorded resolved, in params and config
+            self.options.diffusion_epochs = modality.diffusion_epochs
 
     def fit(self, trainer: ContrastiveTrainer, data: torch.Tensor, epochs: int) -> None:
         options = self.options
