@@ -71,6 +71,21 @@ def _fail(message: str, status: int) -> None:
 
 
 DEVICE = click.Choice(["auto", "cpu", "cuda", "mps"])
+
+
+def saved_model_option(help_text: str):
+    """The required ``--model DIR`` of commands that apply a saved model."""
+    return click.option(
+        "--model", "model_dir", required=True, type=click.Path(file_okay=False), help=help_text
+    )
+
+
+def required_output_option(help_text: str):
+    return click.option(
+        "-o", "--output", required=True, type=click.Path(dir_okay=False), help=help_text
+    )
+
+
 METHOD_OPTIONS = ("loss", "rounds", "replace_fraction", "noise_level")
 
 
@@ -239,23 +254,9 @@ def train_dna(dataset, gb_root, outdir, encoder, max_len, **options):
 
 @cli.command("embed-dna")
 @click.argument("input_file", metavar="INPUT.fa", type=click.Path(dir_okay=False))
-@click.option(
-    "--model",
-    "model_dir",
-    required=True,
-    type=click.Path(file_okay=False),
-    help="A model folder written by train-dna.",
-)
-@click.option(
-    "-o",
-    "--output",
-    required=True,
-    type=click.Path(dir_okay=False),
-    help="The .h5ad to write (obsm['X_diffaug']).",
-)
-@click.option(
-    "--device", type=click.Choice(["auto", "cpu", "cuda", "mps"]), default="auto", show_default=True
-)
+@saved_model_option("A model folder written by train-dna.")
+@required_output_option("The .h5ad to write (obsm['X_diffaug']).")
+@click.option("--device", type=DEVICE, default="auto", show_default=True)
 def embed_dna(input_file, model_dir, output, device) -> None:
     """Embed sequences (FASTA/FASTQ/CSV) with a saved DNA model.
 
@@ -298,13 +299,7 @@ def demo(outdir, **options) -> None:
 
 @cli.command()
 @click.argument("input_file", metavar="INPUT", type=click.Path(dir_okay=False))
-@click.option(
-    "--model",
-    "model_dir",
-    required=True,
-    type=click.Path(file_okay=False),
-    help="A model folder trained with --method diffaug.",
-)
+@saved_model_option("A model folder trained with --method diffaug.")
 @click.option(
     "-n",
     "copies",
@@ -313,13 +308,7 @@ def demo(outdir, **options) -> None:
     show_default=True,
     help="Generated positives per input item.",
 )
-@click.option(
-    "-o",
-    "--output",
-    required=True,
-    type=click.Path(dir_okay=False),
-    help="OUT.h5ad for cells, OUT.fa for sequences.",
-)
+@required_output_option("OUT.h5ad for cells, OUT.fa for sequences.")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--device", type=DEVICE, default="auto", show_default=True)
 def augment(input_file, model_dir, copies, output, seed, device) -> None:
