@@ -159,10 +159,13 @@ class EmbeddingModel:
         condition = torch.from_numpy(self.embed(prepared, device))
         level = self.training["noise_level"] if noise_level is None else noise_level
         steps = self.training["sampling_steps"] if steps is None else steps
+        guidance = self.training["guidance"]
         generator = torch.Generator().manual_seed(seed)
         torch_device = resolve_device(device)
         copies = [
-            self.diffusion.generate(prepared, condition, level, steps, generator, torch_device)
+            self.diffusion.generate(
+                prepared, condition, level, steps, generator, torch_device, guidance
+            )
             for _ in range(n)
         ]
         self.diffusion.cpu()

@@ -31,6 +31,7 @@ class ConditionalDiffusion(nn.Module):
         schedule: GaussianSchedule,
         space: DiffusionSpace,
         ema_decay: float = 0.999,
+        condition_dropout: float = 0.0,
     ):
         super().__init__()
         self.space = space
@@ -39,6 +40,9 @@ class ConditionalDiffusion(nn.Module):
         self.ema = copy.deepcopy(denoiser).requires_grad_(False)
         self.schedule = schedule
         self.ema_decay = ema_decay
+        self.condition_dropout = condition_dropout
+        """Share of training pairs whose z is zeroed, so the denoiser also learns p(x) and
+        sampling can use classifier-free guidance."""
         self.steps_done = 0
         self.optimiser: torch.optim.Optimizer | None = None
 
@@ -48,6 +52,7 @@ class ConditionalDiffusion(nn.Module):
             "timesteps": self.schedule.timesteps,
             "schedule": self.schedule.kind,
             "ema_decay": self.ema_decay,
+            "condition_dropout": self.condition_dropout,
         }
 
     @classmethod
@@ -55,7 +60,7 @@ class ConditionalDiffusion(nn.Module):
         cls, denoiser: nn.Module, space: DiffusionSpace, config: dict
     ) -> ConditionalDiffusion:
         schedule = GaussianSchedule(config["timesteps"], config["schedule"])
-        return cls(denoiser, schedule, space, config["ema_decay"])
+        return cls(denoiser, schedule, space, config["ema_decay"], config["condition_dropout"])
 
     def loss(self, x0: torch.Tensor, z: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         """ε-prediction MSE at a uniformly drawn step, conditioned on z (detached)."""
@@ -63,7 +68,8 @@ class ConditionalDiffusion(nn.Module):
         noise = torch.randn(x0.shape, generator=generator).to(x0.device)
         t = t.to(x0.device)
         x_t = self.schedule.q_sample(x0, t, noise)
-        return F.mse_loss(self.denoiser(x_t, t, z.detach()), noise)
+        keep = torch.rand(len(z), 1, generator=generator) >= self.condition_dropout
+        return F.mse_loss(self.denoiser(x_t, t, z.detach() * keep.to(z.device)), noise)
 
     @torch.no_grad()
     def _update_ema(self) -> None:
@@ -114,11 +120,16 @@ class ConditionalDiffusion(nn.Module):
         steps: int,
         generator: torch.Generator,
         device: torch.device,
+        guidance: float = 0.0,
         batch_size: int = 1024,
     ) -> torch.Tensor:
         """Positives for ``anchors``: encode, noise to step ⌊level·T⌋, DDIM back in ``steps``
         steps with the EMA denoiser conditioned on ``condition`` (x̂0 clipped to the range
-        of the training codes), decode. Returns data on the CPU."""
+        of the training codes), decode. Returns data on the CPU.
+
+        ``guidance`` w > 0 (classifier-free guidance; needs ``condition_dropout`` > 0 in
+        training) uses ``ε̂ = ε̂(z) + w·(ε̂(z) − ε̂(∅))``: samples pulled harder towards what
+        distinguishes the anchor's z."""
         self.to(device).eval()
         t_start = max(0, min(self.schedule.timesteps - 1, int(level * self.schedule.timesteps)))
         timesteps = self.schedule.ddim_timesteps(t_start, steps)
@@ -132,6 +143,8 @@ class ConditionalDiffusion(nn.Module):
             for t, t_next in zip(timesteps, [*timesteps[1:], -1]):
                 t_batch = torch.full((len(x),), t, device=device)
                 eps = self.ema(x, t_batch, z)
+                if guidance:
+                    eps = eps + guidance * (eps - self.ema(x, t_batch, torch.zeros_like(z)))
                 x0_hat = self.schedule.predict_x0(x, t_batch, eps).clamp(*clip)
                 eps = self.schedule.predict_eps(x, t_batch, x0_hat)  # consistent with the clip
                 x = self.schedule.ddim_step(x0_hat, eps, torch.full_like(t_batch, t_next))

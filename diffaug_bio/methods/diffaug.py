@@ -29,6 +29,8 @@ from .base import Method, MethodOptions
 
 logger = logging.getLogger("diffaug_bio")
 
+CONDITION_DROPOUT = 0.15
+
 
 @dataclass
 class DiffAugOptions(MethodOptions):
@@ -44,6 +46,9 @@ class DiffAugOptions(MethodOptions):
     bank_size: int = 4
     """Generated positives kept per anchor each round; a batch draws one of them at random,
     so an anchor does not meet the same generated positive in every epoch of a round."""
+    guidance: float = 0.0
+    """Classifier-free guidance weight w at sampling (0: off). w > 0 also trains the
+    generator with 15% of conditions dropped, which guidance needs."""
     diffusion_epochs: int | None = None
     """M-step epochs per round; None takes the modality's default."""
     schedule: str = "linear"
@@ -54,6 +59,8 @@ class DiffAugOptions(MethodOptions):
         for name in ("rounds", "bank_size", "sampling_steps", "diffusion_epochs"):
             if getattr(self, name) is not None and getattr(self, name) < 1:
                 raise InputError(f"--{name.replace('_', '-')} must be at least 1")
+        if self.guidance < 0:
+            raise InputError("--guidance must be at least 0")
         for name in ("warmup_share", "replace_fraction", "noise_level"):
             if not 0 <= getattr(self, name) <= 1:
                 raise InputError(f"--{name.replace('_', '-')} must lie in [0, 1]")
@@ -102,14 +109,17 @@ class DiffAug(Method):
                 space = self.modality.diffusion_space(data.shape[1]).fit(data)
                 denoiser = self.modality.denoiser(space.dim, condition.shape[1])
                 schedule = GaussianSchedule(options.timesteps, options.schedule)
-                self.diffusion = ConditionalDiffusion(denoiser, schedule, space)
+                dropout = CONDITION_DROPOUT if options.guidance > 0 else 0.0
+                self.diffusion = ConditionalDiffusion(
+                    denoiser, schedule, space, condition_dropout=dropout
+                )
             history = self.diffusion.fit(
                 data, condition, options.diffusion_epochs, trainer.generator, trainer.device
             )
             bank = torch.stack([
                 self.diffusion.generate(
                     data, condition, options.noise_level, options.sampling_steps,
-                    trainer.generator, trainer.device,
+                    trainer.generator, trainer.device, options.guidance,
                 )
                 for _ in range(options.bank_size)
             ])  # fmt: skip
