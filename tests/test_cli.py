@@ -31,7 +31,8 @@ def test_embed_to_output_leaves_input_untouched(bladder_path, tmp_path, digest):
     assert np.isfinite(out.obsm["X_diffaug"]).all()
     params = out.uns["diffaug"]["params"]
     assert params["method"] == "diffaug" and params["epochs"] == 2 and params["dim"] == 8
-    assert params["rounds"] == 2 and params["diffusion_epochs"] == 40  # defaults recorded
+    # the modality's defaults are recorded resolved
+    assert params["rounds"] == 2 and params["diffusion_epochs"] == 40 and params["guidance"] == 2
     assert params["counts_normalised"] and params["n_genes"] == 2000
     # nothing else changes: X, obs and var are the input's
     assert (out.X != original.X).nnz == 0
@@ -74,6 +75,7 @@ def test_train_dna_writes_three_outputs_and_embed_dna_reuses_the_model(
     assert 0 <= metrics["linear_probe_accuracy"] <= 1 and metrics["majority_class_accuracy"] == 0.5
     config = json.loads((out / "model" / "config.json").read_text())
     assert config["modality"] == "dna" and config["input"]["max_len"] == 251
+    assert embeddings.uns["diffaug"]["params"]["guidance"] == 0  # DNA's default
 
     fasta_out = tmp_path / "fasta.h5ad"
     reused = run("embed-dna", promoters_fasta, "--model", out / "model", "-o", fasta_out)

@@ -46,9 +46,9 @@ class DiffAugOptions(MethodOptions):
     bank_size: int = 4
     """Generated positives kept per anchor each round; a batch draws one of them at random,
     so an anchor does not meet the same generated positive in every epoch of a round."""
-    guidance: float = 0.0
-    """Classifier-free guidance weight w at sampling (0: off). w > 0 also trains the
-    generator with 15% of conditions dropped, which guidance needs."""
+    guidance: float | None = None
+    """Classifier-free guidance weight w at sampling (0: off; None: the modality's default).
+    w > 0 also trains the generator with 15% of conditions dropped, which guidance needs."""
     diffusion_epochs: int | None = None
     """M-step epochs per round; None takes the modality's default."""
     schedule: str = "linear"
@@ -59,7 +59,7 @@ class DiffAugOptions(MethodOptions):
         for name in ("rounds", "bank_size", "sampling_steps", "diffusion_epochs"):
             if getattr(self, name) is not None and getattr(self, name) < 1:
                 raise InputError(f"--{name.replace('_', '-')} must be at least 1")
-        if self.guidance < 0:
+        if self.guidance is not None and self.guidance < 0:
             raise InputError("--guidance must be at least 0")
         for name in ("warmup_share", "replace_fraction", "noise_level"):
             if not 0 <= getattr(self, name) <= 1:
@@ -89,8 +89,11 @@ class DiffAug(Method):
 
     def __init__(self, modality: Modality, **options: object):
         super().__init__(modality, **options)
-        if self.options.diffusion_epochs is None:  # recorded resolved, in params and config
+        # None means "the modality's default"; recorded resolved, in params and config
+        if self.options.diffusion_epochs is None:
             self.options.diffusion_epochs = modality.diffusion_epochs
+        if self.options.guidance is None:
+            self.options.guidance = modality.guidance
 
     def fit(self, trainer: ContrastiveTrainer, data: torch.Tensor, epochs: int) -> None:
         options = self.options
