@@ -18,7 +18,8 @@ from ._utils import set_progress
 from .io.expression import get_matrix
 from .io.h5ad import check_output_folder, check_writable, read_h5ad, write_h5ad_atomic
 from .io.sequences import SequenceSet, write_fasta
-from .methods import METHODS
+from .methods import METHODS, build_method
+from .modality import EXPRESSION
 from .train import TrainingDiverged
 
 logger = logging.getLogger("diffaug_bio")
@@ -86,7 +87,15 @@ def required_output_option(help_text: str):
     )
 
 
-METHOD_OPTIONS = ("loss", "rounds", "replace_fraction", "noise_level")
+METHOD_OPTIONS = (
+    "loss",
+    "warmup",
+    "rounds",
+    "replace_fraction",
+    "noise_level",
+    "guidance",
+    "process",
+)
 
 
 def method_options(options: dict) -> dict:
@@ -110,12 +119,20 @@ def training_options(function):
                      help="auto picks cuda, then mps, then cpu."),
         click.option("--loss", type=click.Choice(["infonce", "tkernel"]), default=None,
                      help="Contrastive loss [default: infonce]."),
+        click.option("--warmup", type=click.Choice(["neighbours", "views"]), default=None,
+                     help="diffaug: warm-up positives [default: neighbours cells, views DNA]."),
         click.option("--rounds", type=click.IntRange(min=1), default=None,
                      help="diffaug: M-step/E-step rounds after the warm-up."),
         click.option("--replace-fraction", type=click.FloatRange(0, 1), default=None,
                      help="diffaug: share of positives drawn from the generated bank."),
         click.option("--noise-level", type=click.FloatRange(0, 1), default=None,
                      help="diffaug: t*/T, how far anchors are noised before denoising."),
+        click.option("--guidance", type=click.FloatRange(min=0), default=None,
+                     help="diffaug: classifier-free guidance weight, 0 off "
+                          "[default: 2 cells, 0 DNA]."),
+        click.option("--process", type=click.Choice(["gaussian", "categorical"]), default=None,
+                     help="diffaug: forward process; categorical (D3PM) is for DNA only "
+                          "[default: gaussian]."),
     ]  # fmt: skip
     for decorator in reversed(decorators):
         function = decorator(function)
@@ -178,12 +195,14 @@ def embed(input_file, output, layer, key_added, save_model, model_dir, **options
       diffaug-bio embed new_cells.h5ad --model model/ -o new_cells.embedded.h5ad
     """
     destination = Path(output) if output else Path(input_file)
+    extra = method_options(options)
+    if model_dir is None:  # fail on bad method options before reading anything
+        build_method(options["method"], EXPRESSION, **extra)
     adata = read_h5ad(input_file)
     check_writable(destination)
     if model_dir is None:
         get_matrix(adata, layer)  # fail on an unknown layer before any work
     logger.info("read %s: %d cells × %d genes", input_file, adata.n_obs, adata.n_vars)
-    extra = method_options(options)
     model = tl.embed(adata, layer=layer, key_added=key_added, model=model_dir, **options, **extra)
     write_h5ad_atomic(adata, destination)
     logger.info(

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -18,11 +19,20 @@ from .contrastive.views import (
     DNAViews,
     ExpressionViews,
     NeighbourMixup,
+    NeighbourViews,
     PairMaker,
     ViewFn,
     two_views,
 )
 from .diffusion import ConvDenoiser, DiffusionSpace, MLPDenoiser, OneHotSpace, PrincipalSpace
+from .io.sequences import one_hot_decode
+
+
+def kmer_spectrum(one_hot: torch.Tensor, k: int = 4) -> np.ndarray:
+    """k-mer frequencies of one-hot sequences: where DNA neighbours are looked for."""
+    from .baselines import kmer_frequencies
+
+    return kmer_frequencies(one_hot_decode(one_hot), k)
 
 
 @dataclass(frozen=True)
@@ -39,9 +49,12 @@ class Modality:
     """DiffAug's default classifier-free guidance weight. Measured (benchmarks/RESULTS.md):
     w = 2 gains +0.3 / +0.7 kNN points on bladder / pbmc for ~15% more time; on non-TATA it
     gains +0.4 (within seed noise) for 24% more time, which takes train-dna past 10 minutes."""
+    categorical: bool
+    """Data are one-hot categories, which the categorical (D3PM) process can diffuse."""
     hand_designed_views: Callable[[], ViewFn]
-    warmup_pairs: Callable[[torch.Tensor, int], PairMaker]
-    """``(data, seed) -> pairs`` for DiffAug's warm-up E-step."""
+    warmup_recipes: dict[str, Callable[[torch.Tensor, int], PairMaker]]
+    """DiffAug's warm-up positives by name: ``(data, seed) -> pairs``."""
+    default_warmup: str
     diffusion_space: Callable[[int], DiffusionSpace]
     """``n_features -> space`` (unfitted) in which the generator works."""
     denoiser: Callable[[int, int], nn.Module]
@@ -56,8 +69,13 @@ EXPRESSION = Modality(
     batch_size=256,
     diffusion_epochs=40,
     guidance=2.0,
+    categorical=False,
     hand_designed_views=ExpressionViews,
-    warmup_pairs=lambda data, seed: NeighbourMixup(data, seed=seed),
+    warmup_recipes={
+        "neighbours": lambda data, seed: NeighbourMixup(data, seed=seed),
+        "views": lambda data, seed: two_views(ExpressionViews()),
+    },
+    default_warmup="neighbours",
     diffusion_space=PrincipalSpace,
     denoiser=lambda n_features, cond_dim: MLPDenoiser(n_features, cond_dim),
 )
@@ -69,8 +87,15 @@ DNA = Modality(
     batch_size=128,
     diffusion_epochs=5,
     guidance=0.0,
+    categorical=True,
     hand_designed_views=DNAViews,
-    warmup_pairs=lambda data, seed: two_views(DNAViews()),
+    warmup_recipes={
+        "views": lambda data, seed: two_views(DNAViews()),
+        "neighbours": lambda data, seed: NeighbourViews(
+            data, kmer_spectrum(data), DNAViews(), seed=seed
+        ),
+    },
+    default_warmup="views",
     diffusion_space=lambda n_features: OneHotSpace(),
     denoiser=lambda n_features, cond_dim: ConvDenoiser(cond_dim),
 )

@@ -138,6 +138,7 @@ def test_demo_writes_umap_and_prints_scores(tmp_path):
             "holds no sequences",
         ),
         (["embed", "{bladder}", "--epochs", "0"], "--epochs"),
+        (["embed", "{bladder}", "--process", "categorical"], "needs one-hot data"),
     ],
 )
 def test_bad_input_gives_one_line_and_status_2(

@@ -1,6 +1,8 @@
 """DiffAug end to end: rounds really train the generator, generated positives are used,
 the generator is saved with the model, and ``augment`` writes valid output."""
 
+import json
+
 import anndata as ad
 import numpy as np
 import pytest
@@ -90,9 +92,12 @@ def test_augment_dna_writes_valid_fasta(nontata_dir, promoters_fasta, tmp_path):
     run = tmp_path / "run"
     trained = runner.invoke(
         cli, ["train-dna", str(nontata_dir), "--method", "diffaug", "--epochs", "2", "--rounds",
-              "1", "-o", str(run)]
+              "1", "--process", "categorical", "-o", str(run)]
     )  # fmt: skip
     assert trained.exit_code == 0, trained.output
+    # the saved generator is reloaded with its own (categorical) process
+    config = json.loads((run / "model" / "config.json").read_text())
+    assert config["diffusion"]["process"] == "categorical"
     out = tmp_path / "aug.fa"
     result = runner.invoke(
         cli,

@@ -4,6 +4,7 @@ import pytest
 import torch
 
 from diffaug_bio.diffusion import (
+    CategoricalSchedule,
     ConditionalDiffusion,
     GaussianSchedule,
     MLPDenoiser,
@@ -81,12 +82,13 @@ def test_partial_noising_keeps_positives_near_their_anchor(trained_two_cluster_m
     assert (near.mean(1).sign() == anchors.mean(1).sign()).all()
 
 
-def test_dna_samples_decode_to_valid_one_hot_and_keep_padding():
+@pytest.mark.parametrize("schedule", [GaussianSchedule(100), CategoricalSchedule(100)])
+def test_dna_samples_decode_to_valid_one_hot_and_keep_padding(schedule):
     generator = torch.Generator().manual_seed(0)
     anchors = torch.from_numpy(one_hot_encode(["ACGTACGGTACCA" * 3, "GGCATTAC" * 2], max_len=48))
     space = OneHotSpace().fit(anchors)
     assert (space.low, space.high) == (-1, 1)
-    model = ConditionalDiffusion(DNA.denoiser(4, 6), GaussianSchedule(100), space)
+    model = ConditionalDiffusion(DNA.denoiser(4, 6), schedule, space)
     condition = torch.randn(2, 6, generator=generator)
     model.fit(anchors, condition, 3, generator, torch.device("cpu"))
     generated = model.generate(anchors, condition, 0.5, 4, generator, torch.device("cpu"))
@@ -131,3 +133,42 @@ def test_guidance_pulls_samples_harder_towards_their_condition():
     )
     share_plus = (unconditioned.mean(1) > 0).float().mean().item()
     assert 0.2 < share_plus < 0.8
+
+
+def test_categorical_forward_process_keeps_a_base_with_probability_alpha_bar():
+    schedule = CategoricalSchedule(1000)
+    generator = torch.Generator().manual_seed(0)
+    # 20,000 positions of A, one of N (spread evenly), as ±1 codes
+    x0 = 2 * torch.tensor([[1.0], [0.0], [0.0], [0.0]]).expand(4, 20000)[None] - 1
+    soft = torch.full((1, 4, 20000), 0.25) * 2 - 1
+    for step in (0, 250, 999):
+        t = torch.full((1,), step)
+        alpha_bar = schedule.alpha_bar[step]
+        expected = alpha_bar * torch.tensor([1.0, 0, 0, 0]) + (1 - alpha_bar) / 4
+        frequencies = (schedule._draw(schedule.q_probabilities((x0 + 1) / 2, t), generator) + 1) / 2
+        torch.testing.assert_close(frequencies.mean(2)[0], expected, atol=0.015, rtol=0)
+        n_frequencies = (
+            schedule._draw(schedule.q_probabilities((soft + 1) / 2, t), generator) + 1
+        ) / 2
+        torch.testing.assert_close(
+            n_frequencies.mean(2)[0], torch.full((4,), 0.25), atol=0.015, rtol=0
+        )
+
+
+def test_categorical_generator_learns_and_follows_its_condition():
+    """Two kinds of sequence — A/T-rich and G/C-rich — each with its condition: the
+    generator's loss falls, and from pure noise it writes the kind it is conditioned on."""
+    torch.manual_seed(0)
+    generator = torch.Generator().manual_seed(0)
+    kinds = torch.randint(0, 2, (256,), generator=generator)
+    pick = torch.randint(0, 2, (256, 32), generator=generator)
+    bases = torch.where(kinds[:, None] == 1, torch.tensor([1, 2])[pick], torch.tensor([0, 3])[pick])
+    sequences = torch.nn.functional.one_hot(bases, 4).permute(0, 2, 1).float()
+    condition = torch.nn.functional.one_hot(kinds, 2).float()
+    model = ConditionalDiffusion(DNA.denoiser(4, 2), CategoricalSchedule(100), OneHotSpace())
+    history = model.fit(sequences, condition, 30, generator, torch.device("cpu"), batch_size=64)
+    assert sum(history[-3:]) / 3 < 0.8 * sum(history[:2]) / 2
+    for kind, rich in ((0, [0, 3]), (1, [1, 2])):
+        wanted = torch.nn.functional.one_hot(torch.full((50,), kind), 2).float()
+        samples = model.generate(sequences[:50], wanted, 1.0, 10, generator, torch.device("cpu"))
+        assert samples[:, rich].sum(1).mean() > 0.9  # share of positions from the right pair

@@ -5,9 +5,10 @@ import pytest
 import torch
 
 from diffaug_bio.contrastive import DNAViews, ExpressionViews, info_nce
-from diffaug_bio.contrastive.views import shift
+from diffaug_bio.contrastive.views import NeighbourViews, shift
 from diffaug_bio.encoders import CNNEncoder, MLPEncoder, TransformerEncoder
 from diffaug_bio.io import one_hot_decode, one_hot_encode, read_sequence_file
+from diffaug_bio.modality import kmer_spectrum
 
 
 @pytest.mark.parametrize("encoder_class", [CNNEncoder, TransformerEncoder])
@@ -76,3 +77,20 @@ def test_info_nce_matches_hand_computation():
     swapped = info_nce(h1, h2.flip(0), temperature=t).item()
     assert swapped > expected  # wrong partners cost more
     assert np.isfinite(swapped)
+
+
+def test_dna_neighbour_warmup_draws_positives_from_k_mer_neighbours():
+    """Two sequence families with different k-mer content: with every positive taken from a
+    neighbour, a positive is another member of the anchor's own family, never the anchor."""
+    rng = np.random.default_rng(0)
+    at_rich = ["".join(rng.choice(list("AAT"), 60)) for _ in range(20)]
+    gc_rich = ["".join(rng.choice(list("GGC"), 60)) for _ in range(20)]
+    data = torch.from_numpy(one_hot_encode(at_rich + gc_rich, max_len=60))
+    pairs = NeighbourViews(data, kmer_spectrum(data), lambda x, _g: x, share=1.0, n_neighbors=5)
+    index = torch.arange(40)
+    anchors, positives = pairs(data, index, torch.Generator().manual_seed(0))
+    assert torch.equal(anchors, data)
+    family = index >= 20
+    positive_family = positives[:, 1:3].sum((1, 2)) > 30  # mostly C/G
+    assert torch.equal(positive_family, family)
+    assert not (positives == data).all(dim=(1, 2)).any()

@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 
 ViewFn = Callable[[torch.Tensor, torch.Generator], torch.Tensor]
@@ -69,27 +70,31 @@ def shift(x: torch.Tensor, offsets: torch.Tensor) -> torch.Tensor:
     return gathered * valid[:, None, :]
 
 
+def nearest_neighbours(
+    features: np.ndarray, n_neighbors: int = 10, n_components: int = 50, seed: int = 0
+) -> torch.Tensor:
+    """Each item's ``n_neighbors`` nearest neighbours (itself left out) in the top
+    ``n_components`` principal components of ``features``, found once with scikit-learn."""
+    from sklearn.decomposition import PCA
+    from sklearn.neighbors import NearestNeighbors
+
+    n_components = min(n_components, *features.shape)
+    reduced = PCA(n_components, random_state=seed).fit_transform(features)
+    n_neighbors = min(n_neighbors, len(features) - 1)
+    # kneighbors() without a query leaves each point out of its own neighbours
+    _, neighbours = NearestNeighbors(n_neighbors=n_neighbors).fit(reduced).kneighbors()
+    return torch.from_numpy(neighbours)
+
+
 class NeighbourMixup:
     """DiffAug's warm-up positives: ``x⁺ = α x + (1 − α) x_nb`` with ``α ~ U(0, 1)`` and
-    ``x_nb`` one of the ``n_neighbors`` nearest neighbours of x in PCA space.
+    ``x_nb`` one of the ``n_neighbors`` nearest neighbours of x in PCA space."""
 
-    Neighbours are found once, on the whole data set, with scikit-learn.
-    """
-
-    def __init__(
-        self, data: torch.Tensor, n_neighbors: int = 10, n_components: int = 50, seed: int = 0
-    ):
-        from sklearn.decomposition import PCA
-        from sklearn.neighbors import NearestNeighbors
-
-        flat = data.reshape(len(data), -1).numpy()
-        n_components = min(n_components, *flat.shape)
-        reduced = PCA(n_components, random_state=seed).fit_transform(flat)
-        n_neighbors = min(n_neighbors, len(data) - 1)
-        # kneighbors() without a query leaves each point out of its own neighbours
-        _, neighbours = NearestNeighbors(n_neighbors=n_neighbors).fit(reduced).kneighbors()
+    def __init__(self, data: torch.Tensor, n_neighbors: int = 10, seed: int = 0):
         self.data = data
-        self.neighbours = torch.from_numpy(neighbours)
+        self.neighbours = nearest_neighbours(
+            data.reshape(len(data), -1).numpy(), n_neighbors, seed=seed
+        )
 
     def __call__(
         self, x: torch.Tensor, index: torch.Tensor, generator: torch.Generator
@@ -98,6 +103,35 @@ class NeighbourMixup:
         neighbour = self.data[self.neighbours[index, pick]].to(x.device)
         alpha = torch.rand(len(index), *([1] * (x.dim() - 1)), generator=generator).to(x.device)
         return x, alpha * x + (1 - alpha) * neighbour
+
+
+class NeighbourViews:
+    """The mixup's analogue for data that cannot be averaged (sequences): the positive is a
+    hand-designed view of one of the anchor's ``n_neighbors`` nearest neighbours in
+    ``features`` space (for a random ``share`` of anchors), else of the anchor itself."""
+
+    def __init__(
+        self,
+        data: torch.Tensor,
+        features: np.ndarray,
+        view: ViewFn,
+        share: float = 0.5,
+        n_neighbors: int = 10,
+        seed: int = 0,
+    ):
+        self.data = data
+        self.view = view
+        self.share = share
+        self.neighbours = nearest_neighbours(features, n_neighbors, seed=seed)
+
+    def __call__(
+        self, x: torch.Tensor, index: torch.Tensor, generator: torch.Generator
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        pick = torch.randint(0, self.neighbours.shape[1], (len(index),), generator=generator)
+        neighbour = self.data[self.neighbours[index, pick]].to(x.device)
+        use = (torch.rand(len(index), generator=generator) < self.share).to(x.device)
+        source = torch.where(use.view(-1, *([1] * (x.dim() - 1))), neighbour, x)
+        return self.view(x, generator), self.view(source, generator)
 
 
 def two_views(view: ViewFn) -> PairMaker:

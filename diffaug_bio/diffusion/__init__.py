@@ -1,11 +1,12 @@
-"""The conditional diffusion core shared by both modalities (schedules, denoisers, model)."""
+"""The conditional diffusion core shared by both modalities (processes, denoisers, model)."""
 
 from .denoisers import ConvDenoiser, MLPDenoiser
 from .model import ConditionalDiffusion
-from .schedules import GaussianSchedule
+from .schedules import CategoricalSchedule, GaussianSchedule, Schedule, make_schedule
 from .spaces import DiffusionSpace, OneHotSpace, PrincipalSpace
 
 __all__ = [
+    "CategoricalSchedule",
     "ConditionalDiffusion",
     "ConvDenoiser",
     "DiffusionSpace",
@@ -13,4 +14,6 @@ __all__ = [
     "MLPDenoiser",
     "OneHotSpace",
     "PrincipalSpace",
+    "Schedule",
+    "make_schedule",
 ]

@@ -1,8 +1,9 @@
 """The conditional diffusion model shared by both modalities: training and positive generation.
 
-It learns p(x | z) — data given its semantic embedding — with DDPM's ε-prediction loss, and
+It learns p(x | z) — data given its semantic embedding — with the schedule's loss (DDPM's
+ε-prediction for the Gaussian process, x̂0 cross-entropy for the categorical one), and
 generates a positive for an anchor x by *partial noising*: noise x to step t* = ⌊level·T⌋,
-then denoise with a few deterministic DDIM steps conditioned on the anchor's z. A low
+then denoise with a few reverse steps conditioned on the anchor's z. A low
 level keeps the positive near its anchor; the conditioning pulls it towards data that share
 the anchor's semantics. This replaces the reference's 1000-step chains (REFERENCE.md §1,
 defect 6).
@@ -13,11 +14,10 @@ from __future__ import annotations
 import copy
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from .._utils import progress
-from .schedules import GaussianSchedule
+from .schedules import Schedule, make_schedule
 from .spaces import DiffusionSpace
 
 
@@ -28,7 +28,7 @@ class ConditionalDiffusion(nn.Module):
     def __init__(
         self,
         denoiser: nn.Module,
-        schedule: GaussianSchedule,
+        schedule: Schedule,
         space: DiffusionSpace,
         ema_decay: float = 0.999,
         condition_dropout: float = 0.0,
@@ -49,6 +49,7 @@ class ConditionalDiffusion(nn.Module):
     def config(self) -> dict:
         """What, besides the denoiser's shape, rebuilds this model (saved with it)."""
         return {
+            "process": self.schedule.process,
             "timesteps": self.schedule.timesteps,
             "schedule": self.schedule.kind,
             "ema_decay": self.ema_decay,
@@ -59,17 +60,18 @@ class ConditionalDiffusion(nn.Module):
     def from_config(
         cls, denoiser: nn.Module, space: DiffusionSpace, config: dict
     ) -> ConditionalDiffusion:
-        schedule = GaussianSchedule(config["timesteps"], config["schedule"])
+        process = config.get("process", "gaussian")  # models saved before the option
+        schedule = make_schedule(process, config["timesteps"], config["schedule"])
         return cls(denoiser, schedule, space, config["ema_decay"], config["condition_dropout"])
 
     def loss(self, x0: torch.Tensor, z: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-        """ε-prediction MSE at a uniformly drawn step, conditioned on z (detached)."""
+        """The schedule's loss at a uniformly drawn step, conditioned on z (detached)."""
         t = torch.randint(0, self.schedule.timesteps, (len(x0),), generator=generator)
-        noise = torch.randn(x0.shape, generator=generator).to(x0.device)
-        t = t.to(x0.device)
-        x_t = self.schedule.q_sample(x0, t, noise)
         keep = torch.rand(len(z), 1, generator=generator) >= self.condition_dropout
-        return F.mse_loss(self.denoiser(x_t, t, z.detach() * keep.to(z.device)), noise)
+        z = z.detach() * keep.to(z.device)
+        return self.schedule.loss(
+            lambda x_t, t: self.denoiser(x_t, t, z), x0, t.to(x0.device), generator
+        )
 
     @torch.no_grad()
     def _update_ema(self) -> None:
@@ -123,30 +125,27 @@ class ConditionalDiffusion(nn.Module):
         guidance: float = 0.0,
         batch_size: int = 1024,
     ) -> torch.Tensor:
-        """Positives for ``anchors``: encode, noise to step ⌊level·T⌋, DDIM back in ``steps``
-        steps with the EMA denoiser conditioned on ``condition`` (x̂0 clipped to the range
-        of the training codes), decode. Returns data on the CPU.
+        """Positives for ``anchors``: encode, noise to step ⌊level·T⌋, ``steps`` reverse steps
+        with the EMA denoiser conditioned on ``condition``, decode. Returns data on the CPU.
 
         ``guidance`` w > 0 (classifier-free guidance; needs ``condition_dropout`` > 0 in
-        training) uses ``ε̂ = ε̂(z) + w·(ε̂(z) − ε̂(∅))``: samples pulled harder towards what
-        distinguishes the anchor's z."""
+        training) uses ``out = out(z) + w·(out(z) − out(∅))`` on the network's output (ε̂ or
+        x̂0 logits): samples pulled harder towards what distinguishes the anchor's z."""
         self.to(device).eval()
         t_start = max(0, min(self.schedule.timesteps - 1, int(level * self.schedule.timesteps)))
-        timesteps = self.schedule.ddim_timesteps(t_start, steps)
-        outputs = []
         clip = (float(self.space.low), float(self.space.high))
+        outputs = []
         for anchor, z in zip(anchors.split(batch_size), condition.split(batch_size)):
             anchor, z = anchor.to(device), z.to(device)
-            x0 = self.space.encode(anchor)
-            noise = torch.randn(x0.shape, generator=generator).to(device)
-            x = self.schedule.q_sample(x0, torch.full((len(x0),), t_start, device=device), noise)
-            for t, t_next in zip(timesteps, [*timesteps[1:], -1]):
-                t_batch = torch.full((len(x),), t, device=device)
-                eps = self.ema(x, t_batch, z)
+
+            def predict(x: torch.Tensor, t: torch.Tensor, z: torch.Tensor = z) -> torch.Tensor:
+                out = self.ema(x, t, z)
                 if guidance:
-                    eps = eps + guidance * (eps - self.ema(x, t_batch, torch.zeros_like(z)))
-                x0_hat = self.schedule.predict_x0(x, t_batch, eps).clamp(*clip)
-                eps = self.schedule.predict_eps(x, t_batch, x0_hat)  # consistent with the clip
-                x = self.schedule.ddim_step(x0_hat, eps, torch.full_like(t_batch, t_next))
-            outputs.append(self.space.decode(x.clamp(*clip), anchor).cpu())
+                    out = out + guidance * (out - self.ema(x, t, torch.zeros_like(z)))
+                return out
+
+            codes = self.schedule.sample(
+                predict, self.space.encode(anchor), t_start, steps, generator, clip
+            )
+            outputs.append(self.space.decode(codes, anchor).cpu())
         return torch.cat(outputs)

@@ -1,15 +1,26 @@
-"""Gaussian noise schedules: how much signal survives at each diffusion step.
+"""Forward processes and their few-step reverse samplers: how signal is lost and regained.
 
-Both modalities diffuse in a continuous space: expression values as they are, DNA one-hot
-scaled to [−1, 1] (see :mod:`diffaug_bio.modality`). The forward process is
-``q(x_t | x_0) = N(√ᾱ_t x_0, (1 − ᾱ_t) I)``.
+* :class:`GaussianSchedule` — ``q(x_t | x_0) = N(√ᾱ_t x_0, (1 − ᾱ_t) I)`` in a continuous
+  space (principal components of expression; DNA one-hot scaled to [−1, 1]); ε-prediction
+  loss, deterministic DDIM sampling.
+* :class:`CategoricalSchedule` — D3PM with uniform transitions (Austin et al. 2021) for
+  one-hot data: ``q(x_t | x_0) = Cat(ᾱ_t x_0 + (1 − ᾱ_t)/K)``; x̂0-prediction
+  cross-entropy loss, ancestral sampling through the posterior ``q(x_s | x_t, x̂0)``.
+
+Both use the same ᾱ_t (from the linear or cosine β) and the same interface — ``loss`` and
+``sample`` take a ``predict(x_t, t)`` callable — so the diffusion model is one for both.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import torch
+import torch.nn.functional as F
+
+Predict = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+"""``(x_t, t) -> network output`` (ε̂ for Gaussian, x̂0 logits for categorical)."""
 
 
 def linear_betas(timesteps: int, start: float = 1e-4, end: float = 2e-2) -> torch.Tensor:
@@ -27,8 +38,10 @@ def cosine_betas(timesteps: int, offset: float = 0.008) -> torch.Tensor:
 BETA_SCHEDULES = {"linear": linear_betas, "cosine": cosine_betas}
 
 
-class GaussianSchedule:
-    """ᾱ_t for t = 0 … T−1, the forward process and the DDIM update."""
+class Schedule:
+    """ᾱ_t for t = 0 … T−1 (the share of signal left at step t) and the sampler's step grid."""
+
+    process: str
 
     def __init__(self, timesteps: int = 1000, kind: str = "linear"):
         if kind not in BETA_SCHEDULES:
@@ -42,6 +55,37 @@ class GaussianSchedule:
         """ᾱ_t shaped to broadcast over a batch like ``like``."""
         values = self.alpha_bar.to(like.device)[t]
         return values.view(-1, *([1] * (like.dim() - 1)))
+
+    def ddim_timesteps(self, t_start: int, steps: int) -> list[int]:
+        """``steps`` evenly spaced steps from ``t_start`` down to 0 (descending, distinct)."""
+        steps = max(1, min(steps, t_start + 1))
+        grid = torch.linspace(t_start, 0, steps).round().long().tolist()
+        return sorted(set(grid), reverse=True)
+
+    def loss(
+        self, predict: Predict, x0: torch.Tensor, t: torch.Tensor, generator: torch.Generator
+    ) -> torch.Tensor:
+        """The training loss at steps ``t`` (one per item)."""
+        raise NotImplementedError
+
+    def sample(
+        self,
+        predict: Predict,
+        x0: torch.Tensor,
+        t_start: int,
+        steps: int,
+        generator: torch.Generator,
+        clip: tuple[float, float],
+    ) -> torch.Tensor:
+        """Partial noising: noise ``x0`` to ``t_start``, then ``steps`` reverse steps to data.
+        ``clip`` is the range of the training codes."""
+        raise NotImplementedError
+
+
+class GaussianSchedule(Schedule):
+    """The Gaussian forward process, its ε-prediction loss and the DDIM update."""
+
+    process = "gaussian"
 
     def q_sample(self, x0: torch.Tensor, t: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
         """Draw x_t ~ q(x_t | x_0) with the given standard-normal ``noise``."""
@@ -64,8 +108,82 @@ class GaussianSchedule:
         alpha_bar = self._alpha_bar(t_next, x0)
         return alpha_bar.sqrt() * x0 + (1 - alpha_bar).sqrt() * eps
 
-    def ddim_timesteps(self, t_start: int, steps: int) -> list[int]:
-        """``steps`` evenly spaced steps from ``t_start`` down to 0 (descending, distinct)."""
-        steps = max(1, min(steps, t_start + 1))
-        grid = torch.linspace(t_start, 0, steps).round().long().tolist()
-        return sorted(set(grid), reverse=True)
+    def loss(self, predict, x0, t, generator):
+        noise = torch.randn(x0.shape, generator=generator).to(x0.device)
+        return F.mse_loss(predict(self.q_sample(x0, t, noise), t), noise)
+
+    def sample(self, predict, x0, t_start, steps, generator, clip):
+        noise = torch.randn(x0.shape, generator=generator).to(x0.device)
+        x = self.q_sample(x0, torch.full((len(x0),), t_start, device=x0.device), noise)
+        timesteps = self.ddim_timesteps(t_start, steps)
+        for t, t_next in zip(timesteps, [*timesteps[1:], -1]):
+            t_batch = torch.full((len(x),), t, device=x.device)
+            x0_hat = self.predict_x0(x, t_batch, predict(x, t_batch)).clamp(*clip)
+            eps = self.predict_eps(x, t_batch, x0_hat)  # consistent with the clip
+            x = self.ddim_step(x0_hat, eps, torch.full_like(t_batch, t_next))
+        return x.clamp(*clip)
+
+
+class CategoricalSchedule(Schedule):
+    """D3PM with uniform transitions over the K = channel-axis categories of one-hot codes.
+
+    Codes are one-hot scaled to [−1, 1] (as :class:`~diffaug_bio.diffusion.OneHotSpace`
+    gives them), so either process runs in the same space; an all-(−1) column (padding) has
+    no category and adds nothing to the loss. The network predicts x̂0 logits.
+    """
+
+    process = "categorical"
+
+    @staticmethod
+    def _categories(codes: torch.Tensor) -> torch.Tensor:
+        return (codes + 1) / 2
+
+    def _draw(self, probabilities: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        """One category per position from ``probabilities (N, K, L)`` → codes in [−1, 1]."""
+        n, k, length = probabilities.shape
+        flat = probabilities.permute(0, 2, 1).reshape(-1, k).clamp(min=1e-8).cpu()
+        drawn = torch.multinomial(flat, 1, generator=generator).view(n, length)
+        return 2 * F.one_hot(drawn, k).permute(0, 2, 1).to(probabilities) - 1
+
+    def q_probabilities(self, x0: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        """``q(x_t | x_0) = ᾱ_t x_0 + (1 − ᾱ_t)/K`` for one-hot (or soft, e.g. N) ``x0``."""
+        alpha_bar = self._alpha_bar(t, x0)
+        return alpha_bar * x0 + (1 - alpha_bar) / x0.shape[1]
+
+    def loss(self, predict, x0, t, generator):
+        categories = self._categories(x0)
+        x_t = self._draw(self.q_probabilities(categories, t), generator)
+        log_p = F.log_softmax(predict(x_t, t), dim=1)
+        # soft targets: N spreads over its bases, padding (no category) contributes nothing
+        return -(categories * log_p).sum(1).mean()
+
+    def sample(self, predict, x0, t_start, steps, generator, clip):
+        k = x0.shape[1]
+        t_first = torch.full((len(x0),), t_start, device=x0.device)
+        x = self._draw(self.q_probabilities(self._categories(x0), t_first), generator)
+        timesteps = self.ddim_timesteps(t_start, steps)
+        for t, s in zip(timesteps, [*timesteps[1:], -1]):
+            t_batch = torch.full((len(x),), t, device=x.device)
+            x0_probabilities = F.softmax(predict(x, t_batch), dim=1)
+            if s < 0:
+                return 2 * F.one_hot(x0_probabilities.argmax(1), k).permute(0, 2, 1).to(x) - 1
+            # q(x_s | x_t, x̂0) ∝ q(x_t | x_s) · q(x_s | x̂0); q(x_s | x0) is linear in x0,
+            # so averaging over the predicted x0 distribution is exact
+            keep = self._alpha_bar(t_batch, x) / self._alpha_bar(torch.full_like(t_batch, s), x)
+            from_x_t = keep * self._categories(x) + (1 - keep) / k
+            from_x0 = self.q_probabilities(x0_probabilities, torch.full_like(t_batch, s))
+            x = self._draw(from_x_t * from_x0, generator)
+        return x
+
+
+SCHEDULES: dict[str, type[Schedule]] = {
+    "gaussian": GaussianSchedule,
+    "categorical": CategoricalSchedule,
+}
+
+
+def make_schedule(process: str, timesteps: int = 1000, kind: str = "linear") -> Schedule:
+    """The schedule of forward ``process`` ("gaussian" or "categorical")."""
+    if process not in SCHEDULES:
+        raise ValueError(f"unknown diffusion process {process!r}: choose {', '.join(SCHEDULES)}")
+    return SCHEDULES[process](timesteps, kind)

@@ -22,7 +22,8 @@ import torch
 
 from .._errors import InputError
 from ..contrastive.views import PairMaker
-from ..diffusion import ConditionalDiffusion, GaussianSchedule
+from ..diffusion import ConditionalDiffusion, make_schedule
+from ..diffusion.schedules import BETA_SCHEDULES, SCHEDULES
 from ..modality import Modality
 from ..train import ContrastiveTrainer, embed
 from .base import Method, MethodOptions
@@ -35,6 +36,10 @@ CONDITION_DROPOUT = 0.15
 @dataclass
 class DiffAugOptions(MethodOptions):
     rounds: int = 2
+    warmup: str | None = None
+    """Warm-up positives: "neighbours" (cells: mixup with a PCA neighbour; DNA: a view of a
+    k-mer-spectrum neighbour, half the time) or "views" (hand-designed); None: the modality's
+    default (cells neighbours, DNA views — both measured, benchmarks/RESULTS.md)."""
     warmup_share: float = 0.5
     """Share of the contrastive epochs spent in the warm-up; the rest is split over rounds."""
     replace_fraction: float = 0.5
@@ -52,6 +57,9 @@ class DiffAugOptions(MethodOptions):
     diffusion_epochs: int | None = None
     """M-step epochs per round; None takes the modality's default."""
     schedule: str = "linear"
+    """β schedule: "linear" or "cosine"."""
+    process: str = "gaussian"
+    """Forward process: "gaussian", or "categorical" (D3PM, uniform transitions; DNA only)."""
     timesteps: int = 1000
 
     def __post_init__(self) -> None:
@@ -59,6 +67,10 @@ class DiffAugOptions(MethodOptions):
         for name in ("rounds", "bank_size", "sampling_steps", "diffusion_epochs"):
             if getattr(self, name) is not None and getattr(self, name) < 1:
                 raise InputError(f"--{name.replace('_', '-')} must be at least 1")
+        if self.schedule not in BETA_SCHEDULES:
+            raise InputError(f"--schedule must be one of: {', '.join(BETA_SCHEDULES)}")
+        if self.process not in SCHEDULES:
+            raise InputError(f"--process must be one of: {', '.join(SCHEDULES)}")
         if self.guidance is not None and self.guidance < 0:
             raise InputError("--guidance must be at least 0")
         for name in ("warmup_share", "replace_fraction", "noise_level"):
@@ -94,11 +106,17 @@ class DiffAug(Method):
             self.options.diffusion_epochs = modality.diffusion_epochs
         if self.options.guidance is None:
             self.options.guidance = modality.guidance
+        if self.options.warmup is None:
+            self.options.warmup = modality.default_warmup
+        if self.options.warmup not in modality.warmup_recipes:
+            raise InputError(f"--warmup must be one of: {', '.join(modality.warmup_recipes)}")
+        if self.options.process == "categorical" and not modality.categorical:
+            raise InputError(f"the categorical process needs one-hot data, not {modality.name}")
 
     def fit(self, trainer: ContrastiveTrainer, data: torch.Tensor, epochs: int) -> None:
         options = self.options
         seed = int(torch.randint(2**31 - 1, (1,), generator=trainer.generator))
-        warmup = self.modality.warmup_pairs(data, seed)
+        warmup = self.modality.warmup_recipes[options.warmup](data, seed)
         if options.replace_fraction == 0:  # the ablation "diffusion positives off"
             trainer.fit(data, warmup, epochs, desc="diffaug warm-up only")
             return
@@ -111,7 +129,7 @@ class DiffAug(Method):
             if self.diffusion is None:
                 space = self.modality.diffusion_space(data.shape[1]).fit(data)
                 denoiser = self.modality.denoiser(space.dim, condition.shape[1])
-                schedule = GaussianSchedule(options.timesteps, options.schedule)
+                schedule = make_schedule(options.process, options.timesteps, options.schedule)
                 dropout = CONDITION_DROPOUT if options.guidance > 0 else 0.0
                 self.diffusion = ConditionalDiffusion(
                     denoiser, schedule, space, condition_dropout=dropout
