@@ -7,6 +7,7 @@ diffusion samples); the trainer owns the encoder, projection head, optimiser and
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -18,6 +19,10 @@ from .contrastive.losses import LossFn
 from .contrastive.views import PairMaker
 
 logger = logging.getLogger("diffaug_bio")
+
+
+Objective = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
+"""``(view_1, view_2, batch_indices) -> loss``."""
 
 
 class TrainingDiverged(RuntimeError):
@@ -66,8 +71,31 @@ class ContrastiveTrainer:
             chunks[-2] = torch.cat([chunks[-2], chunks.pop()])
         return chunks
 
-    def fit(self, data: torch.Tensor, make_pair: PairMaker, epochs: int, desc: str) -> None:
-        """Run ``epochs`` passes over ``data`` (kept on the CPU; batches move to the device)."""
+    def pair_loss(
+        self, view_1: torch.Tensor, view_2: torch.Tensor, index: torch.Tensor
+    ) -> torch.Tensor:
+        """The contrastive loss of a batch of positive pairs."""
+        z1 = self.encoder(view_1)
+        return self.loss(z1, self.head(z1), self.head(self.encoder(view_2)), index)
+
+    def add_parameters(self, module: nn.Module) -> None:
+        """Let the optimiser also step ``module`` (a view generator trained through the loss,
+        e.g. with reversed gradients); it is not part of the saved encoder."""
+        self.optimiser.add_param_group({"params": list(module.parameters())})
+
+    def fit(
+        self,
+        data: torch.Tensor,
+        make_pair: PairMaker,
+        epochs: int,
+        desc: str,
+        objective: Objective | None = None,
+    ) -> None:
+        """Run ``epochs`` passes over ``data`` (kept on the CPU; batches move to the device).
+
+        ``objective(view_1, view_2, index)`` gives a batch's loss; by default
+        :meth:`pair_loss` (a method that adds terms, like CLAE, passes its own)."""
+        objective = objective or self.pair_loss
         self.encoder.train()
         self.head.train()
         for _ in progress(range(epochs), desc=desc):
@@ -75,8 +103,7 @@ class ContrastiveTrainer:
             batches = self.batches(len(data))
             for index in batches:
                 view_1, view_2 = make_pair(data[index].to(self.device), index, self.generator)
-                z1 = self.encoder(view_1)
-                loss = self.loss(z1, self.head(z1), self.head(self.encoder(view_2)))
+                loss = objective(view_1, view_2, index)
                 if not torch.isfinite(loss):
                     raise TrainingDiverged(
                         "the training loss became NaN or infinite; try a lower learning rate "

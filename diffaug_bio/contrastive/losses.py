@@ -1,6 +1,7 @@
-"""Contrastive losses. Each takes ``(z1, h1, h2)``: the representation of the anchors, and the
-projection-head outputs of the anchors and of their positives (row i of h2 is the positive
-of row i of h1); the other rows act as negatives."""
+"""Contrastive losses. Each takes ``(z1, h1, h2, index)``: the representation of the anchors,
+the projection-head outputs of the anchors and of their positives (row i of h2 is the
+positive of row i of h1; the other rows act as negatives), and the batch's item indices,
+which only a loss with a per-item prior (:class:`KernelPriorUniformity`) looks at."""
 
 from __future__ import annotations
 
@@ -53,10 +54,63 @@ def t_kernel_loss(
     return -(p * torch.log(q + eps) + (1 - p) * torch.log(1 - q + eps)).mean()
 
 
-LossFn = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
+def decoupled_uniformity(centroids: torch.Tensor, t: float = 2.0) -> torch.Tensor:
+    """``L_DU = log( 2/(n(n−1)) Σ_{i<j} exp(−t ‖μ_i − μ_j‖²) )`` (Dufumier et al., 2023).
+
+    No positive term: spreading the centroids apart rewards large centroid norms, which on
+    the sphere means the views of an item agree."""
+    n = len(centroids)
+    pairs = torch.triu_indices(n, n, offset=1, device=centroids.device)
+    squared = (centroids[pairs[0]] - centroids[pairs[1]]).pow(2).sum(1)
+    return torch.logsumexp(-t * squared, dim=0) - math.log(len(squared))
+
+
+def view_centroids(h1: torch.Tensor, h2: torch.Tensor) -> torch.Tensor:
+    """``μ_i = mean_v f(x_i^(v))`` with f on the unit sphere."""
+    return (F.normalize(h1, dim=1) + F.normalize(h2, dim=1)) / 2
+
+
+def median_bandwidth(prior: torch.Tensor, sample: int = 2000, seed: int = 0) -> float:
+    """σ by the median heuristic: the median pairwise distance between prior vectors
+    (on a random sample of at most ``sample`` of them)."""
+    generator = torch.Generator().manual_seed(seed)
+    if len(prior) > sample:
+        prior = prior[torch.randperm(len(prior), generator=generator)[:sample]]
+    distances = torch.pdist(prior.float())
+    return float(distances.median()) if len(distances) else 1.0
+
+
+class KernelPriorUniformity:
+    """Decoupled uniformity on kernel-smoothed centroids (Dufumier et al., 2023):
+    ``K_ij = exp(−‖z_i − z_j‖² / 2σ²)`` on the batch's prior vectors z,
+    ``M̂ = (K + λI)⁻¹ K M`` with the weights detached, then ``L_DU(M̂)``.
+
+    σ → 0 makes K = I, so M̂ = M / (1 + λ): plain DU on slightly shrunk centroids; σ → ∞
+    smooths every centroid towards the batch mean, hence the median-distance default.
+    The prior must not be an evaluation label: :class:`~diffaug_bio.methods.DU` only builds
+    it from the data (PCA) or from an unsupervised model (DiffAug)."""
+
+    def __init__(self, prior: torch.Tensor, sigma: float | None = None, ridge: float = 0.01):
+        self.prior = prior.float()
+        self.sigma = median_bandwidth(self.prior) if sigma is None else sigma
+        self.ridge = ridge
+
+    def smoothing(self, index: torch.Tensor) -> torch.Tensor:
+        z = self.prior[index.cpu()]
+        kernel = torch.exp(-torch.cdist(z, z).pow(2) / (2 * self.sigma**2))
+        regularised = kernel + self.ridge * torch.eye(len(z))
+        return torch.linalg.solve(regularised, kernel)
+
+    def __call__(self, z1, h1, h2, index) -> torch.Tensor:
+        weights = self.smoothing(index).to(h1.device, h1.dtype)
+        return decoupled_uniformity(weights @ view_centroids(h1, h2))
+
+
+LossFn = Callable[[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
 LOSSES: dict[str, LossFn] = {
-    "infonce": lambda z1, h1, h2: info_nce(h1, h2),
-    "tkernel": t_kernel_loss,
+    "infonce": lambda z1, h1, h2, index: info_nce(h1, h2),
+    "tkernel": lambda z1, h1, h2, index: t_kernel_loss(z1, h1, h2),
+    "du": lambda z1, h1, h2, index: decoupled_uniformity(view_centroids(h1, h2)),
 }
 
 
