@@ -15,10 +15,12 @@ import click
 from . import __version__, tl
 from ._errors import InputError
 from ._utils import set_progress
+from .contrastive.losses import LOSSES
 from .io.expression import get_matrix
 from .io.h5ad import check_output_folder, check_writable, read_h5ad, write_h5ad_atomic
 from .io.sequences import SequenceSet, write_fasta
 from .methods import METHODS, build_method
+from .methods.du import PRIORS
 from .modality import EXPRESSION
 from .train import TrainingDiverged
 
@@ -95,6 +97,9 @@ METHOD_OPTIONS = (
     "noise_level",
     "guidance",
     "process",
+    "prior",
+    "sigma",
+    "epsilon",
 )
 
 
@@ -117,8 +122,8 @@ def training_options(function):
                      help="Fixes every random choice; same seed, same embedding on CPU."),
         click.option("--device", type=DEVICE, default="auto", show_default=True,
                      help="auto picks cuda, then mps, then cpu."),
-        click.option("--loss", type=click.Choice(["infonce", "tkernel"]), default=None,
-                     help="Contrastive loss [default: infonce]."),
+        click.option("--loss", type=click.Choice(sorted(LOSSES)), default=None,
+                     help="Contrastive loss [default: infonce; du for --method du]."),
         click.option("--warmup", type=click.Choice(["neighbours", "views"]), default=None,
                      help="diffaug: warm-up positives [default: neighbours cells, views DNA]."),
         click.option("--rounds", type=click.IntRange(min=1), default=None,
@@ -133,6 +138,13 @@ def training_options(function):
         click.option("--process", type=click.Choice(["gaussian", "categorical"]), default=None,
                      help="diffaug: forward process; categorical (D3PM) is for DNA only "
                           "[default: gaussian]."),
+        click.option("--prior", type=click.Choice(PRIORS), default=None,
+                     help="du: kernel prior, built without labels [default: none]."),
+        click.option("--sigma", type=click.FloatRange(min=0, min_open=True), default=None,
+                     help="du: RBF bandwidth of the prior [default: median distance]."),
+        click.option("--epsilon", type=click.FloatRange(min=0, min_open=True), default=None,
+                     help="viewmaker: ℓ1 budget per element [default: 0.05 cells, 0.015 DNA]; "
+                          "clae: FGSM step [default: 0.03]."),
     ]  # fmt: skip
     for decorator in reversed(decorators):
         function = decorator(function)

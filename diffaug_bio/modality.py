@@ -55,6 +55,8 @@ class Modality:
     warmup_recipes: dict[str, Callable[[torch.Tensor, int], PairMaker]]
     """DiffAug's warm-up positives by name: ``(data, seed) -> pairs``."""
     default_warmup: str
+    prior_features: Callable[[torch.Tensor], np.ndarray]
+    """Per-item features whose principal components are a data-only prior (DU's "pca")."""
     diffusion_space: Callable[[int], DiffusionSpace]
     """``n_features -> space`` (unfitted) in which the generator works."""
     denoiser: Callable[[int, int], nn.Module]
@@ -76,6 +78,7 @@ EXPRESSION = Modality(
         "views": lambda data, seed: two_views(ExpressionViews()),
     },
     default_warmup="neighbours",
+    prior_features=lambda data: data.numpy(),
     diffusion_space=PrincipalSpace,
     denoiser=lambda n_features, cond_dim: MLPDenoiser(n_features, cond_dim),
 )
@@ -96,6 +99,7 @@ DNA = Modality(
         ),
     },
     default_warmup="views",
+    prior_features=kmer_spectrum,
     diffusion_space=lambda n_features: OneHotSpace(),
     denoiser=lambda n_features, cond_dim: ConvDenoiser(cond_dim),
 )

@@ -171,3 +171,33 @@ def test_installed_console_script(tmp_path):
     assert missing.stderr.strip().splitlines() == [
         f"diffaug-bio: error: {tmp_path / 'nope.h5ad'}: no such file"
     ]
+
+
+@pytest.mark.parametrize(
+    ("method", "extra"),
+    [
+        ("simclr", []),
+        ("du", ["--prior", "pca"]),
+        ("viewmaker", ["--epsilon", "0.02"]),
+        ("clae", []),
+    ],
+)
+def test_every_method_trains_both_modalities_from_the_cli(
+    method, extra, bladder_path, nontata_dir, tmp_path
+):
+    cells = run("embed", bladder_path, "-o", tmp_path / "cells.h5ad", "--method", method,
+                "--epochs", "2", "--dim", "8", *extra)  # fmt: skip
+    assert cells.exit_code == 0, cells.output
+    embedded = ad.read_h5ad(tmp_path / "cells.h5ad")
+    embedding = embedded.obsm["X_diffaug"]
+    assert np.isfinite(embedding).all() and embedding.std(0).min() > 0  # not collapsed
+    params = embedded.uns["diffaug"]["params"]
+    assert params["method"] == method
+    for flag, value in zip(extra[::2], extra[1::2]):
+        assert str(params[flag.removeprefix("--")]) == value
+
+    dna = run("train-dna", "nontata_small", "--gb-root", nontata_dir.parent, "-o", tmp_path / "run",
+              "--method", method, "--epochs", "2", "--dim", "8", *extra)  # fmt: skip
+    assert dna.exit_code == 0, dna.output
+    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert metrics["method"] == method and 0 <= metrics["linear_probe_accuracy"] <= 1

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 ViewFn = Callable[[torch.Tensor, torch.Generator], torch.Tensor]
 """``(batch, generator) -> augmented batch``."""
@@ -70,16 +71,38 @@ def shift(x: torch.Tensor, offsets: torch.Tensor) -> torch.Tensor:
     return gathered * valid[:, None, :]
 
 
+def principal_components(features: np.ndarray, n_components: int = 50, seed: int = 0):
+    """The top ``n_components`` principal components of ``features`` (n, n_components)."""
+    from sklearn.decomposition import PCA
+
+    n_components = min(n_components, *features.shape)
+    return PCA(n_components, random_state=seed).fit_transform(features)
+
+
+def substitute_top_k(x: torch.Tensor, preference: torch.Tensor, count: torch.Tensor):
+    """``x (N, 4, L)`` with, in sequence i, the ``count[i]`` base columns of highest gain
+    ``preference[b', l] − preference[b, l]`` switched to their best base ``b' ≠ b`` (the
+    discrete step of HotFlip and of the DNA viewmaker). Padding never changes; a masked ``N``
+    column gains against the mean preference and becomes a definite base if switched."""
+    present = x.sum(1) > 0  # (N, L)
+    gain = preference - (preference * x).sum(1, keepdim=True)
+    gain = gain.masked_fill(x == 1, float("-inf"))  # a base is not switched to itself
+    best_gain, best_base = gain.max(1)
+    best_gain = best_gain.masked_fill(~present, float("-inf"))
+    count = count.minimum(present.sum(1))
+    rank = best_gain.argsort(dim=1, descending=True, stable=True).argsort(dim=1)
+    switch = (rank < count[:, None])[:, None, :]
+    return torch.where(switch, F.one_hot(best_base, 4).permute(0, 2, 1).to(x.dtype), x)
+
+
 def nearest_neighbours(
     features: np.ndarray, n_neighbors: int = 10, n_components: int = 50, seed: int = 0
 ) -> torch.Tensor:
     """Each item's ``n_neighbors`` nearest neighbours (itself left out) in the top
     ``n_components`` principal components of ``features``, found once with scikit-learn."""
-    from sklearn.decomposition import PCA
     from sklearn.neighbors import NearestNeighbors
 
-    n_components = min(n_components, *features.shape)
-    reduced = PCA(n_components, random_state=seed).fit_transform(features)
+    reduced = principal_components(features, n_components, seed)
     n_neighbors = min(n_neighbors, len(features) - 1)
     # kneighbors() without a query leaves each point out of its own neighbours
     _, neighbours = NearestNeighbors(n_neighbors=n_neighbors).fit(reduced).kneighbors()

@@ -5,10 +5,13 @@ from __future__ import annotations
 from .._errors import InputError
 from ..modality import Modality
 from .base import Method, MethodOptions
+from .clae import CLAE
 from .diffaug import DiffAug
+from .du import DU
 from .simclr import SimCLR
+from .viewmaker import Viewmaker
 
-METHODS: dict[str, type[Method]] = {cls.name: cls for cls in (DiffAug, SimCLR)}
+METHODS: dict[str, type[Method]] = {cls.name: cls for cls in (DiffAug, SimCLR, DU, Viewmaker, CLAE)}
 DEFAULT_METHOD = DiffAug.name
 
 
@@ -19,11 +22,14 @@ def build_method(name: str, modality: Modality, **options: object) -> Method:
 
 
 __all__ = [
+    "CLAE",
     "DEFAULT_METHOD",
+    "DU",
     "METHODS",
     "DiffAug",
     "Method",
     "MethodOptions",
     "SimCLR",
+    "Viewmaker",
     "build_method",
 ]

@@ -1,0 +1,185 @@
+"""CLAE (Ho & Vasconcelos, NeurIPS 2020): SimCLR plus adversarial positives (REFERENCE.md §4).
+
+Each batch's loss is ``L_CL(v1, v2) + α · L_CL(v1, x_adv)``, where ``x_adv`` is one step on
+``v2`` up the gradient of the *batch* contrastive loss (so the perturbation couples every
+sample: harder positives and harder negatives at once). Expression takes an FGSM step clipped
+to the training data's per-gene range; DNA takes a HotFlip step (a few whole-base flips) so
+the input stays a valid one-hot sequence. As in AdvProp, adversarial inputs go through
+auxiliary BatchNorm layers, so their statistics do not pollute the clean ones that the saved
+encoder keeps.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from .._errors import InputError
+from ..contrastive.views import substitute_top_k, two_views
+from ..train import ContrastiveTrainer, Objective
+from .base import Method, MethodOptions
+
+
+class DualBatchNorm(nn.Module):
+    """A BatchNorm with an auxiliary twin for adversarial inputs; ``use_auxiliary`` picks one."""
+
+    def __init__(self, main: nn.BatchNorm1d):
+        super().__init__()
+        self.main = main
+        self.auxiliary = copy.deepcopy(main)
+        self.use_auxiliary = False
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return (self.auxiliary if self.use_auxiliary else self.main)(x)
+
+
+def _swap_children(module: nn.Module, swap: Callable[[nn.Module], nn.Module | None]) -> None:
+    """Replace, in place, each descendant for which ``swap`` returns a module (not descending
+    into it); descend into those for which it returns None."""
+    for name, child in module.named_children():
+        replacement = swap(child)
+        if replacement is None:
+            _swap_children(child, swap)
+        else:
+            setattr(module, name, replacement)
+
+
+def attach_auxiliary_bn(*modules: nn.Module) -> nn.ModuleList:
+    """Wrap every ``BatchNorm1d`` inside ``modules`` in a :class:`DualBatchNorm`, in place.
+
+    Returns the auxiliary BNs, for the optimiser (which was built before they existed)."""
+
+    def swap(child: nn.Module) -> nn.Module | None:
+        if isinstance(child, DualBatchNorm):
+            return child
+        return DualBatchNorm(child) if isinstance(child, nn.BatchNorm1d) else None
+
+    for module in modules:
+        _swap_children(module, swap)
+    return nn.ModuleList(
+        dual.auxiliary for module in modules for dual in module.modules()
+        if isinstance(dual, DualBatchNorm)
+    )  # fmt: skip
+
+
+def detach_auxiliary_bn(*modules: nn.Module) -> None:
+    """Put the main BNs back in place of their :class:`DualBatchNorm`, so the state-dict keys
+    are those of a plain encoder again (models are saved and loaded by state dict)."""
+    for module in modules:
+        _swap_children(module, lambda c: c.main if isinstance(c, DualBatchNorm) else None)
+
+
+@contextmanager
+def auxiliary_bn(*modules: nn.Module) -> Iterator[None]:
+    """Inside the block, every :class:`DualBatchNorm` in ``modules`` uses its auxiliary BN."""
+    duals = [m for module in modules for m in module.modules() if isinstance(m, DualBatchNorm)]
+    for dual in duals:
+        dual.use_auxiliary = True
+    try:
+        yield
+    finally:
+        for dual in duals:
+            dual.use_auxiliary = False
+
+
+def fgsm(
+    x: torch.Tensor, gradient: torch.Tensor, epsilon: float, low: torch.Tensor, high: torch.Tensor
+) -> torch.Tensor:
+    """One FGSM step ``x + ε · sign(gradient)``, clipped per feature to ``[low, high]``."""
+    return torch.minimum(torch.maximum(x + epsilon * gradient.sign(), low), high)
+
+
+def hotflip(x: torch.Tensor, gradient: torch.Tensor, rate: float) -> torch.Tensor:
+    """One HotFlip step on one-hot ``x (N, 4, L)``: in each sequence flip the
+    ``k = max(1, round(rate · bases))`` positions with the highest first-order gain
+    ``gradient[b', l] − gradient[b, l]``, each to its best base ``b' ≠ b``.
+
+    Padding (all-zero columns) never changes; a masked ``N`` column counts as a base with no
+    current letter (gain ``gradient[b', l] − mean_b gradient[b, l]``) and becomes one-hot if
+    flipped."""
+    count = (rate * (x.sum(1) > 0).sum(1)).round().clamp_min(1).long()
+    return substitute_top_k(x, gradient, count)
+
+
+def input_gradient(
+    trainer: ContrastiveTrainer,
+    z1: torch.Tensor,
+    h1: torch.Tensor,
+    view_2: torch.Tensor,
+    index: torch.Tensor,
+) -> torch.Tensor:
+    """Gradient of the batch contrastive loss with respect to ``view_2`` alone, the anchors
+    given by their (main-BN) representation ``z1`` and head output ``h1``.
+
+    ``view_2`` runs through the auxiliary BNs: the attack targets the network that will see
+    ``x_adv``. ``torch.autograd.grad`` leaves the parameters' ``.grad`` untouched."""
+    view_2 = view_2.detach().requires_grad_(True)
+    with auxiliary_bn(trainer.encoder, trainer.head):
+        h2 = trainer.head(trainer.encoder(view_2))
+    loss = trainer.loss(z1.detach(), h1.detach(), h2, index)
+    (gradient,) = torch.autograd.grad(loss, view_2)
+    return gradient
+
+
+@dataclass
+class CLAEOptions(MethodOptions):
+    alpha: float = 1.0
+    """Weight α of the adversarial term (0: plain SimCLR)."""
+    epsilon: float = 0.03
+    """FGSM step size for expression, in standardised units."""
+    flip_rate: float = 0.02
+    """Share of a DNA sequence's bases that HotFlip changes (at least one)."""
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.alpha < 0:
+            raise InputError("--alpha must be at least 0")
+        if self.epsilon <= 0:
+            raise InputError("--epsilon must be > 0")
+        if not 0 < self.flip_rate <= 1:
+            raise InputError("--flip-rate must lie in (0, 1]")
+
+
+class CLAE(Method):
+    name = "clae"
+    options: CLAEOptions
+
+    Options = CLAEOptions
+
+    def objective(self, trainer: ContrastiveTrainer, data: torch.Tensor) -> Objective:
+        """The batch loss ``L_CL(v1, v2) + α · L_CL(v1, x_adv)``; needs the auxiliary BNs
+        attached. Clean views use the main BNs, ``x_adv`` the auxiliary ones; the anchors'
+        representation is computed once (main BNs) and shared by both terms."""
+        if self.modality.name == "expression":
+            low, high = data.amin(0).to(trainer.device), data.amax(0).to(trainer.device)
+
+            def perturb(x: torch.Tensor, gradient: torch.Tensor) -> torch.Tensor:
+                return fgsm(x, gradient, self.options.epsilon, low, high)
+        else:
+
+            def perturb(x: torch.Tensor, gradient: torch.Tensor) -> torch.Tensor:
+                return hotflip(x, gradient, self.options.flip_rate)
+
+        def loss(view_1: torch.Tensor, view_2: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
+            z1 = trainer.encoder(view_1)
+            h1 = trainer.head(z1)
+            clean = trainer.loss(z1, h1, trainer.head(trainer.encoder(view_2)), index)
+            x_adv = perturb(view_2.detach(), input_gradient(trainer, z1, h1, view_2, index))
+            with auxiliary_bn(trainer.encoder, trainer.head):
+                h_adv = trainer.head(trainer.encoder(x_adv))
+            return clean + self.options.alpha * trainer.loss(z1, h1, h_adv, index)
+
+        return loss
+
+    def fit(self, trainer: ContrastiveTrainer, data: torch.Tensor, epochs: int) -> None:
+        try:
+            trainer.add_parameters(attach_auxiliary_bn(trainer.encoder, trainer.head))
+            pairs = two_views(self.modality.hand_designed_views())
+            trainer.fit(data, pairs, epochs, desc="clae", objective=self.objective(trainer, data))
+        finally:
+            detach_auxiliary_bn(trainer.encoder, trainer.head)
