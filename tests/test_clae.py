@@ -7,19 +7,18 @@ import torch.nn.functional as F
 from torch import nn
 
 from diffaug_bio import InputError
-from diffaug_bio.contrastive.losses import get_loss
-from diffaug_bio.contrastive.views import two_views
-from diffaug_bio.encoders import CNNEncoder, MLPEncoder, projection_head
-from diffaug_bio.methods.clae import (
-    CLAE,
+from diffaug_bio.contrastive.adversarial import (
     DualBatchNorm,
     attach_auxiliary_bn,
     auxiliary_bn,
     detach_auxiliary_bn,
     fgsm,
     hotflip,
-    input_gradient,
 )
+from diffaug_bio.contrastive.losses import get_loss
+from diffaug_bio.contrastive.views import two_views
+from diffaug_bio.encoders import CNNEncoder, MLPEncoder, projection_head
+from diffaug_bio.methods.clae import CLAE, input_gradient
 from diffaug_bio.modality import DNA, EXPRESSION
 from diffaug_bio.train import ContrastiveTrainer, OptimiserConfig
 

@@ -6,17 +6,17 @@ import torch
 
 from diffaug_bio import InputError
 from diffaug_bio.contrastive import info_nce
-from diffaug_bio.encoders import build_encoder, projection_head
-from diffaug_bio.io import one_hot_encode
-from diffaug_bio.io.sequences import one_hot_decode
-from diffaug_bio.methods.viewmaker import (
+from diffaug_bio.contrastive.adversarial import (
     DNAViewmaker,
     ExpressionViewmaker,
-    Viewmaker,
     l1_budget,
     reverse_gradient,
     straight_through_substitutions,
 )
+from diffaug_bio.encoders import build_encoder, projection_head
+from diffaug_bio.io import one_hot_encode
+from diffaug_bio.io.sequences import one_hot_decode
+from diffaug_bio.methods.viewmaker import Viewmaker
 from diffaug_bio.modality import DNA, EXPRESSION
 from diffaug_bio.train import ContrastiveTrainer, OptimiserConfig
 

@@ -11,7 +11,6 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 ViewFn = Callable[[torch.Tensor, torch.Generator], torch.Tensor]
 """``(batch, generator) -> augmented batch``."""
@@ -77,22 +76,6 @@ def principal_components(features: np.ndarray, n_components: int = 50, seed: int
 
     n_components = min(n_components, *features.shape)
     return PCA(n_components, random_state=seed).fit_transform(features)
-
-
-def substitute_top_k(x: torch.Tensor, preference: torch.Tensor, count: torch.Tensor):
-    """``x (N, 4, L)`` with, in sequence i, the ``count[i]`` base columns of highest gain
-    ``preference[b', l] − preference[b, l]`` switched to their best base ``b' ≠ b`` (the
-    discrete step of HotFlip and of the DNA viewmaker). Padding never changes; a masked ``N``
-    column gains against the mean preference and becomes a definite base if switched."""
-    present = x.sum(1) > 0  # (N, L)
-    gain = preference - (preference * x).sum(1, keepdim=True)
-    gain = gain.masked_fill(x == 1, float("-inf"))  # a base is not switched to itself
-    best_gain, best_base = gain.max(1)
-    best_gain = best_gain.masked_fill(~present, float("-inf"))
-    count = count.minimum(present.sum(1))
-    rank = best_gain.argsort(dim=1, descending=True, stable=True).argsort(dim=1)
-    switch = (rank < count[:, None])[:, None, :]
-    return torch.where(switch, F.one_hot(best_base, 4).permute(0, 2, 1).to(x.dtype), x)
 
 
 def nearest_neighbours(

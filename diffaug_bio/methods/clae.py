@@ -11,99 +11,21 @@ encoder keeps.
 
 from __future__ import annotations
 
-import copy
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 
 import torch
-from torch import nn
 
 from .._errors import InputError
-from ..contrastive.views import substitute_top_k, two_views
+from ..contrastive.adversarial import (
+    attach_auxiliary_bn,
+    auxiliary_bn,
+    detach_auxiliary_bn,
+    fgsm,
+    hotflip,
+)
+from ..contrastive.views import two_views
 from ..train import ContrastiveTrainer, Objective
 from .base import Method, MethodOptions
-
-
-class DualBatchNorm(nn.Module):
-    """A BatchNorm with an auxiliary twin for adversarial inputs; ``use_auxiliary`` picks one."""
-
-    def __init__(self, main: nn.BatchNorm1d):
-        super().__init__()
-        self.main = main
-        self.auxiliary = copy.deepcopy(main)
-        self.use_auxiliary = False
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return (self.auxiliary if self.use_auxiliary else self.main)(x)
-
-
-def _swap_children(module: nn.Module, swap: Callable[[nn.Module], nn.Module | None]) -> None:
-    """Replace, in place, each descendant for which ``swap`` returns a module (not descending
-    into it); descend into those for which it returns None."""
-    for name, child in module.named_children():
-        replacement = swap(child)
-        if replacement is None:
-            _swap_children(child, swap)
-        else:
-            setattr(module, name, replacement)
-
-
-def attach_auxiliary_bn(*modules: nn.Module) -> nn.ModuleList:
-    """Wrap every ``BatchNorm1d`` inside ``modules`` in a :class:`DualBatchNorm`, in place.
-
-    Returns the auxiliary BNs, for the optimiser (which was built before they existed)."""
-
-    def swap(child: nn.Module) -> nn.Module | None:
-        if isinstance(child, DualBatchNorm):
-            return child
-        return DualBatchNorm(child) if isinstance(child, nn.BatchNorm1d) else None
-
-    for module in modules:
-        _swap_children(module, swap)
-    return nn.ModuleList(
-        dual.auxiliary for module in modules for dual in module.modules()
-        if isinstance(dual, DualBatchNorm)
-    )  # fmt: skip
-
-
-def detach_auxiliary_bn(*modules: nn.Module) -> None:
-    """Put the main BNs back in place of their :class:`DualBatchNorm`, so the state-dict keys
-    are those of a plain encoder again (models are saved and loaded by state dict)."""
-    for module in modules:
-        _swap_children(module, lambda c: c.main if isinstance(c, DualBatchNorm) else None)
-
-
-@contextmanager
-def auxiliary_bn(*modules: nn.Module) -> Iterator[None]:
-    """Inside the block, every :class:`DualBatchNorm` in ``modules`` uses its auxiliary BN."""
-    duals = [m for module in modules for m in module.modules() if isinstance(m, DualBatchNorm)]
-    for dual in duals:
-        dual.use_auxiliary = True
-    try:
-        yield
-    finally:
-        for dual in duals:
-            dual.use_auxiliary = False
-
-
-def fgsm(
-    x: torch.Tensor, gradient: torch.Tensor, epsilon: float, low: torch.Tensor, high: torch.Tensor
-) -> torch.Tensor:
-    """One FGSM step ``x + ε · sign(gradient)``, clipped per feature to ``[low, high]``."""
-    return torch.minimum(torch.maximum(x + epsilon * gradient.sign(), low), high)
-
-
-def hotflip(x: torch.Tensor, gradient: torch.Tensor, rate: float) -> torch.Tensor:
-    """One HotFlip step on one-hot ``x (N, 4, L)``: in each sequence flip the
-    ``k = max(1, round(rate · bases))`` positions with the highest first-order gain
-    ``gradient[b', l] − gradient[b, l]``, each to its best base ``b' ≠ b``.
-
-    Padding (all-zero columns) never changes; a masked ``N`` column counts as a base with no
-    current letter (gain ``gradient[b', l] − mean_b gradient[b, l]``) and becomes one-hot if
-    flipped."""
-    count = (rate * (x.sum(1) > 0).sum(1)).round().clamp_min(1).long()
-    return substitute_top_k(x, gradient, count)
 
 
 def input_gradient(
