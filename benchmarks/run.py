@@ -3,8 +3,10 @@
     python benchmarks/run.py --suite smoke --out benchmarks/out
     python benchmarks/run.py --suite full --out benchmarks/out --data ../shared/data
 
-Writes OUT/results.csv (dataset, method, metric, value, wall_s, peak_rss_mb, seed) and
-OUT/summary.md (mean ± sd over seeds). Each (dataset, method, seed) runs in its own process.
+Writes OUT/results.csv (dataset, method, metric, value, wall_s, peak_rss_mb, seed),
+OUT/summary.md (mean ± sd over seeds), OUT/accuracy.png (headline accuracy per method ×
+dataset) and OUT/umap.png (UMAP of each first-seed embedding, coloured by label). Each
+(dataset, method, seed) runs in its own process, so its wall time and peak RSS are its own.
 """
 
 from __future__ import annotations
@@ -17,24 +19,34 @@ from pathlib import Path
 
 import pandas as pd
 
+from diffaug_bio.methods import METHODS
+
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from figures import accuracy_bars, umap_grid
 from suite import (
     DEFAULT_DATA,
     PEERS_CELLS,
     PEERS_DNA,
     Task,
     dataset_kind,
+    dataset_title,
     run_in_child,
     run_task,
     scvi_applicable,
 )
 
 SUITES = {
-    # smoke: one seed, few epochs — proves the harness works in minutes
-    "smoke": {"seeds": [0], "epochs_cells": 20, "epochs_dna": 2},
-    # full: package defaults, three seeds
-    "full": {"seeds": [0, 1, 2], "epochs_cells": None, "epochs_dna": None},
+    # smoke: one seed, few epochs, the default method and its hand-designed baseline —
+    # proves the harness works in minutes
+    "smoke": {"seeds": [0], "epochs_cells": 20, "epochs_dna": 2, "methods": "simclr,diffaug"},
+    # full: package defaults, three seeds, every method
+    "full": {
+        "seeds": [0, 1, 2],
+        "epochs_cells": None,
+        "epochs_dna": None,
+        "methods": ",".join(METHODS),
+    },
 }
 
 
@@ -48,16 +60,37 @@ def _datasets(args: argparse.Namespace) -> list[str]:
     return [d for d in datasets if not args.only or d in args.only]
 
 
+SHOWN = {  # metric -> (column title, scale, decimals)
+    "knn15_accuracy": ("kNN-15 %", 100, 1),
+    "logreg_accuracy": ("logreg %", 100, 1),
+    "leiden_ari": ("ARI", 1, 3),
+    "leiden_nmi": ("NMI", 1, 3),
+    "silhouette": ("silhouette", 1, 3),
+    "linear_probe_accuracy": ("linear probe %", 100, 1),
+    "train_seconds": ("train s", 1, 1),
+    "inference_items_per_s": ("items/s", 1, 0),
+}
+
+
 def summarise(results: pd.DataFrame) -> str:
-    """A Markdown table of mean ± sd over seeds for every dataset × method × metric."""
-    grouped = results.groupby(["dataset", "method", "metric"])["value"]
-    table = grouped.agg(["mean", "std", "count"]).reset_index()
-    lines = ["| dataset | method | metric | mean | sd | seeds |", "|---|---|---|---|---|---|"]
-    for row in table.itertuples():
-        sd = "" if pd.isna(row.std) else f"{row.std:.4f}"
-        lines.append(f"| {row.dataset} | {row.method} | {row.metric} | {row.mean:.4f} | {sd} "
-                     f"| {row.count} |")  # fmt: skip
-    return "\n".join(lines) + "\n"
+    """Markdown: one table per modality, a row per dataset × method, mean ± sd over seeds
+    for each metric, then the peak RSS (MB, the largest over seeds)."""
+    tables = []
+    for kind, block in results.groupby(results["dataset"].map(dataset_kind), sort=False):
+        metrics = [m for m in SHOWN if m in set(block["metric"])]
+        header = ["dataset", "method", "seeds", *(SHOWN[m][0] for m in metrics), "peak RSS MB"]
+        lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+        for (dataset, method), rows in block.groupby(["dataset", "method"], sort=False):
+            cells = [dataset_title(dataset), method, str(rows["seed"].nunique())]
+            for metric in metrics:
+                _, scale, decimals = SHOWN[metric]
+                values = rows.loc[rows["metric"] == metric, "value"] * scale
+                cell = f"{values.mean():,.{decimals}f}" if len(values) else "—"
+                cells.append(cell + (f" ± {values.std():.{decimals}f}" if len(values) > 1 else ""))
+            cells.append(f"{rows['peak_rss_mb'].max():,.0f}")
+            lines.append("| " + " | ".join(cells) + " |")
+        tables.append(f"**{kind}**\n\n" + "\n".join(lines) + "\n")
+    return "\n".join(tables)
 
 
 def main() -> None:
@@ -67,9 +100,9 @@ def main() -> None:
     parser.add_argument("--suite", choices=sorted(SUITES), default="smoke")
     parser.add_argument("--out", type=Path, default=Path("benchmarks/out"))
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA, help="the shared data folder")
-    parser.add_argument("--methods", default="simclr",
-                        help="comma-separated method specs; options after ':' joined by ';', "
-                        "e.g. simclr,diffaug,diffaug:replace_fraction=0")  # fmt: skip
+    parser.add_argument("--methods", default=None,
+                        help="comma-separated method specs (default: the suite's); "
+                        "options after ':' joined by ';', e.g. diffaug:rounds=3")  # fmt: skip
     parser.add_argument("--seeds", default=None, help="comma-separated seeds (overrides the suite)")
     parser.add_argument("--epochs", type=int, default=None, help="epochs (overrides the suite)")
     parser.add_argument("--cells", action="append", default=[], help="extra PATH.h5ad:LABEL_COLUMN")
@@ -85,7 +118,8 @@ def main() -> None:
 
     suite = SUITES[args.suite]
     seeds = [int(s) for s in args.seeds.split(",")] if args.seeds else suite["seeds"]
-    methods = [m for m in args.methods.split(",") if m]
+    methods = [m for m in (args.methods or suite["methods"]).split(",") if m]
+    embedding_dir = args.out / "embeddings"
     args.out.mkdir(parents=True, exist_ok=True)
     rows = []
     for dataset in _datasets(args):
@@ -96,7 +130,8 @@ def main() -> None:
             peers.remove("scvi")
         for method in peers + methods:
             for seed in seeds if method not in peers else seeds[:1]:
-                task = Task(dataset, method, seed, epochs, str(args.data))
+                saved = str(embedding_dir) if seed == seeds[0] else None
+                task = Task(dataset, method, seed, epochs, str(args.data), saved)
                 print(f"running {asdict(task)}", file=sys.stderr, flush=True)
                 metrics = run_in_child(task)
                 common = {key: metrics.pop(key) for key in ("wall_s", "peak_rss_mb")}
@@ -107,6 +142,8 @@ def main() -> None:
                 results.to_csv(args.out / "results.csv", index=False)
     summary = summarise(results)
     (args.out / "summary.md").write_text(summary)
+    accuracy_bars(results, args.out / "accuracy.png")
+    umap_grid(results, embedding_dir, args.out / "umap.png", seed=seeds[0])
     print(summary)
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import resource
 import subprocess
 import sys
@@ -31,6 +32,25 @@ class Task:
     seed: int
     epochs: int | None
     data_root: str
+    embedding_dir: str | None = None
+    """Where to save the embedding and labels (``.npz``) for the figures; None: not saved."""
+
+    def embedding_path(self) -> Path | None:
+        if self.embedding_dir is None:
+            return None
+        return Path(self.embedding_dir) / embedding_file(self.dataset, self.method)
+
+
+def dataset_title(dataset: str) -> str:
+    """A short name for tables and figures: ``cells:/x/lung.h5ad:cell_type`` -> ``lung``."""
+    if ":" not in dataset:
+        return dataset
+    return Path(dataset.split(":")[1]).stem
+
+
+def embedding_file(dataset: str, method: str) -> str:
+    """A file name for one (dataset, method) embedding, safe for paths given in specs."""
+    return re.sub(r"[^A-Za-z0-9_.=-]", "_", f"{dataset}__{method}") + ".npz"
 
 
 def parse_method(spec: str) -> tuple[str, dict[str, object]]:
@@ -97,30 +117,51 @@ def scvi_embedding(adata, seed: int) -> np.ndarray:
     return model.get_latent_representation()
 
 
+def _save_embedding(task: Task, embedding: np.ndarray, labels: np.ndarray) -> None:
+    path = task.embedding_path()
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        labels = np.asarray(labels, dtype=str)  # not object dtype: loads without pickle
+        np.savez_compressed(path, embedding=embedding.astype(np.float32), labels=labels)
+
+
+def _throughput(model, data, n_items: int) -> float:
+    """Inference items per second of a trained model on raw input, preparation included
+    (what ``embed --model`` costs a user)."""
+    start = time.perf_counter()
+    model.embed(data, "cpu")
+    return n_items / (time.perf_counter() - start)
+
+
 def _cells_task(task: Task) -> dict[str, float]:
     from diffaug_bio import tl
     from diffaug_bio.baselines import pca_embedding
-    from diffaug_bio.evaluate import knn_accuracy, leiden_scores, logreg_accuracy
+    from diffaug_bio.evaluate import knn_accuracy, label_silhouette, leiden_scores, logreg_accuracy
 
     adata, label = _load_cells(task)
     labels = adata.obs[label].astype(str).to_numpy()
     start = time.perf_counter()
+    model = None
     if task.method == "pca50":
         embedding = pca_embedding(adata)
     elif task.method == "scvi":
         embedding = scvi_embedding(adata, task.seed)
     else:
         method, options = parse_method(task.method)
-        tl.embed(adata, method, epochs=task.epochs, seed=task.seed, device="cpu", **options)
+        model = tl.embed(adata, method, epochs=task.epochs, seed=task.seed, device="cpu", **options)
         embedding = adata.obsm["X_diffaug"]
-    train_seconds = time.perf_counter() - start
+    metrics = {"train_seconds": time.perf_counter() - start}
+    if model is not None:
+        metrics["inference_items_per_s"] = _throughput(model, adata, adata.n_obs)
+    _save_embedding(task, embedding, labels)
     leiden = leiden_scores(embedding, labels, seed=task.seed)
     return {
         "knn15_accuracy": knn_accuracy(embedding, labels),
         "logreg_accuracy": logreg_accuracy(embedding, labels),
         "leiden_ari": leiden["ari"],
         "leiden_nmi": leiden["nmi"],
-        "train_seconds": train_seconds,
+        "silhouette": label_silhouette(embedding, labels, seed=task.seed),
+        **metrics,
     }
 
 
@@ -131,18 +172,25 @@ def _dna_task(task: Task) -> dict[str, float]:
     from diffaug_bio.io import load_dna_dataset
 
     sequences = load_dna_dataset(str(_dna_path(task)))
+    labels = np.asarray(sequences.labels)
     start = time.perf_counter()
     if task.method.startswith("kmer"):
-        features = kmer_frequencies(sequences.sequences, int(task.method[4:]))
-        train = np.asarray(sequences.splits) == "train"
-        labels = np.asarray(sequences.labels)
-        accuracy = linear_probe(features[train], labels[train], features[~train], labels[~train])
+        embedding = kmer_frequencies(sequences.sequences, int(task.method[4:]))
+        train = tl.probe_splits(sequences, task.seed) == "train"  # the split train_dna uses
+        accuracy = linear_probe(embedding[train], labels[train], embedding[~train], labels[~train])
+        metrics = {"train_seconds": time.perf_counter() - start}
     else:
         method, options = parse_method(task.method)
         result = tl.train_dna(sequences, method=method, epochs=task.epochs, seed=task.seed,
                               device="cpu", **options)  # fmt: skip
         accuracy = result.metrics["linear_probe_accuracy"]
-    return {"linear_probe_accuracy": accuracy, "train_seconds": time.perf_counter() - start}
+        embedding = result.adata.obsm["X_diffaug"]
+        metrics = {
+            "train_seconds": time.perf_counter() - start,
+            "inference_items_per_s": _throughput(result.model, sequences, len(sequences)),
+        }
+    _save_embedding(task, embedding, labels)
+    return {"linear_probe_accuracy": accuracy, **metrics}
 
 
 def run_task(task: Task) -> dict[str, float]:

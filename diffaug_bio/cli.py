@@ -143,7 +143,7 @@ def training_options(function):
         click.option("--sigma", type=click.FloatRange(min=0, min_open=True), default=None,
                      help="du: RBF bandwidth of the prior [default: median distance]."),
         click.option("--epsilon", type=click.FloatRange(min=0, min_open=True), default=None,
-                     help="viewmaker: ℓ1 budget per element [default: 0.05 cells, 0.015 DNA]; "
+                     help="viewmaker: ℓ1 budget per element [default: 0.01 cells, 0.015 DNA]; "
                           "clae: FGSM step [default: 0.03]."),
     ]  # fmt: skip
     for decorator in reversed(decorators):

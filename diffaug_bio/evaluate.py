@@ -1,8 +1,8 @@
 """Scoring embeddings against labels (labels are used here only, never for training).
 
 Protocols follow REFERENCE.md §5: cells — kNN-15 and logistic-regression accuracy with
-5-fold stratified cross-validation, best Leiden ARI/NMI over resolutions; DNA — a linear
-probe fitted on the train split and scored on the test split.
+5-fold stratified cross-validation, best Leiden ARI/NMI over resolutions, silhouette by
+label; DNA — a linear probe fitted on the train split and scored on the test split.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import anndata as ad
 import numpy as np
 import scanpy as sc
 from sklearn.linear_model import LogisticRegression
-from sklearn.metrics import adjusted_rand_score, normalized_mutual_info_score
+from sklearn.metrics import adjusted_rand_score, normalized_mutual_info_score, silhouette_score
 from sklearn.model_selection import StratifiedKFold, cross_val_score
 from sklearn.neighbors import KNeighborsClassifier
 from sklearn.pipeline import make_pipeline
@@ -81,6 +81,15 @@ def leiden_scores(
         best["ari"] = max(best["ari"], adjusted_rand_score(labels, clusters))
         best["nmi"] = max(best["nmi"], normalized_mutual_info_score(labels, clusters))
     return {key: float(value) for key, value in best.items()}
+
+
+def label_silhouette(embedding: np.ndarray, labels: Sequence, seed: int = 0) -> float:
+    """Mean silhouette width of the labels in the embedding (Euclidean), in [-1, 1]: how far
+    apart, relative to their spread, the labelled groups sit. At most 5,000 items are scored
+    (a seeded subsample), since the score costs O(n²)."""
+    labels = np.asarray(labels)
+    sample = min(len(labels), 5000)
+    return float(silhouette_score(embedding, labels, sample_size=sample, random_state=seed))
 
 
 def majority_fraction(labels: Sequence) -> float:

@@ -114,8 +114,9 @@ class DNATrainingResult:
         return outdir
 
 
-def _splits_for(sequences: SequenceSet, seed: int) -> np.ndarray:
-    """The given split; else a stratified 70/30 split when labels exist; else all train."""
+def probe_splits(sequences: SequenceSet, seed: int) -> np.ndarray:
+    """The train/test split of the linear probe: the given split; else a stratified 70/30
+    split drawn with ``seed`` when labels exist; else all train."""
     if sequences.splits is not None:
         return np.asarray(sequences.splits)
     splits = np.full(len(sequences), "train", dtype=object)
@@ -160,7 +161,7 @@ def train_dna(
     start = time.perf_counter()
     if not isinstance(dataset, SequenceSet):
         dataset = load_dna_dataset(str(dataset), gb_root)
-    splits = _splits_for(dataset, seed)
+    splits = probe_splits(dataset, seed)
     dataset = SequenceSet(dataset.ids, dataset.sequences, dataset.labels, list(splits))
     train = splits == "train"
     encoding = SequenceEncoding.fit(dataset.subset(train), max_len)

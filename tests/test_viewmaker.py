@@ -156,7 +156,7 @@ def make_trainer(modality, n_features: int, method: Viewmaker) -> ContrastiveTra
 def test_viewmaker_trains_encoder_and_viewmaker_end_to_end(modality, data):
     torch.manual_seed(0)
     method = Viewmaker(modality)
-    assert method.params()["epsilon"] == {"expression": 0.05, "dna": 0.015}[modality.name]
+    assert method.params()["epsilon"] == {"expression": 0.01, "dna": 0.015}[modality.name]
     trainer = make_trainer(modality, data.shape[1], method)
     encoder_before = [p.clone() for p in trainer.encoder.parameters()]
     method.fit(trainer, data, epochs=1)
