@@ -99,8 +99,9 @@ def scvi_applicable(dataset: str, data_root: str) -> bool:
     return looks_like_counts(get_matrix(adata, None))
 
 
-def scvi_embedding(adata, seed: int) -> np.ndarray:
-    """scvi-tools defaults (10 latent dims, its own epoch rule) on the 2,000 HVG counts."""
+def scvi_embedding(adata, seed: int, epochs: int | None = None) -> np.ndarray:
+    """scvi-tools defaults (10 latent dims; its own epoch rule unless ``epochs`` is given, as
+    the smoke suite does) on the 2,000 HVG counts."""
     import scanpy as sc
     import scvi
 
@@ -113,7 +114,7 @@ def scvi_embedding(adata, seed: int) -> np.ndarray:
     adata = adata[:, adata.var["highly_variable"]].copy()
     scvi.model.SCVI.setup_anndata(adata, layer="counts")
     model = scvi.model.SCVI(adata)
-    model.train(accelerator="cpu", enable_progress_bar=False)
+    model.train(max_epochs=epochs, accelerator="cpu", enable_progress_bar=False)
     return model.get_latent_representation()
 
 
@@ -145,7 +146,7 @@ def _cells_task(task: Task) -> dict[str, float]:
     if task.method == "pca50":
         embedding = pca_embedding(adata)
     elif task.method == "scvi":
-        embedding = scvi_embedding(adata, task.seed)
+        embedding = scvi_embedding(adata, task.seed, task.epochs)
     else:
         method, options = parse_method(task.method)
         model = tl.embed(adata, method, epochs=task.epochs, seed=task.seed, device="cpu", **options)
