@@ -32,7 +32,8 @@ def test_embed_to_output_leaves_input_untouched(bladder_path, tmp_path, digest):
     params = out.uns["diffaug"]["params"]
     assert params["method"] == "diffaug" and params["epochs"] == 2 and params["dim"] == 8
     # the modality's defaults are recorded resolved
-    assert params["rounds"] == 2 and params["diffusion_epochs"] == 40 and params["guidance"] == 2
+    assert params["rounds"] == 2 and params["guidance"] == 2
+    assert params["diffusion_epochs"] == 1  # 40 per round at 100 epochs, scaled to 2 epochs
     assert params["counts_normalised"] and params["n_genes"] == 2000
     # nothing else changes: X, obs and var are the input's
     assert (out.X != original.X).nnz == 0

@@ -55,7 +55,9 @@ class DiffAugOptions(MethodOptions):
     """Classifier-free guidance weight w at sampling (0: off; None: the modality's default).
     w > 0 also trains the generator with 15% of conditions dropped, which guidance needs."""
     diffusion_epochs: int | None = None
-    """M-step epochs per round; None takes the modality's default."""
+    """M-step epochs per round; None takes the modality's default, scaled by the share of the
+    modality's default contrastive epochs asked for — so a short run (``--epochs 2``) is
+    short in both steps rather than spending nearly all its time fitting the generator."""
     schedule: str = "linear"
     """β schedule: "linear" or "cosine"."""
     process: str = "gaussian"
@@ -102,8 +104,6 @@ class DiffAug(Method):
     def __init__(self, modality: Modality, **options: object):
         super().__init__(modality, **options)
         # None means "the modality's default"; recorded resolved, in params and config
-        if self.options.diffusion_epochs is None:
-            self.options.diffusion_epochs = modality.diffusion_epochs
         if self.options.guidance is None:
             self.options.guidance = modality.guidance
         if self.options.warmup is None:
@@ -115,6 +115,9 @@ class DiffAug(Method):
 
     def fit(self, trainer: ContrastiveTrainer, data: torch.Tensor, epochs: int) -> None:
         options = self.options
+        if options.diffusion_epochs is None:  # resolved here, where the epochs are known
+            share = epochs / self.modality.default_epochs
+            options.diffusion_epochs = max(1, round(self.modality.diffusion_epochs * share))
         seed = int(torch.randint(2**31 - 1, (1,), generator=trainer.generator))
         warmup = self.modality.warmup_recipes[options.warmup](data, seed)
         if options.replace_fraction == 0:  # the ablation "diffusion positives off"
