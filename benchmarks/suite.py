@@ -34,6 +34,9 @@ class Task:
     data_root: str
     embedding_dir: str | None = None
     """Where to save the embedding and labels (``.npz``) for the figures; None: not saved."""
+    max_sequences: int | None = None
+    """DNA: use a random sample of this many sequences (their train/test split kept), the
+    same sample for every method; None: all."""
 
     def embedding_path(self) -> Path | None:
         if self.embedding_dir is None:
@@ -173,6 +176,9 @@ def _dna_task(task: Task) -> dict[str, float]:
     from diffaug_bio.io import load_dna_dataset
 
     sequences = load_dna_dataset(str(_dna_path(task)))
+    if task.max_sequences and len(sequences) > task.max_sequences:
+        chosen = np.random.default_rng(0).choice(len(sequences), task.max_sequences, replace=False)
+        sequences = sequences.subset(np.isin(np.arange(len(sequences)), chosen))
     labels = np.asarray(sequences.labels)
     start = time.perf_counter()
     if task.method.startswith("kmer"):

@@ -6,18 +6,18 @@ Exit status: 0 success; 2 bad usage or bad input (one line on stderr); 1 anythin
 from __future__ import annotations
 
 import logging
+import os
 import sys
 import traceback
 from pathlib import Path
 
 import click
 
-from . import __version__, tl
+from . import __version__, distributed, tl
 from ._errors import InputError
 from ._utils import set_progress
 from .contrastive.losses import LOSSES
-from .io.expression import get_matrix
-from .io.h5ad import check_output_folder, check_writable, read_h5ad, write_h5ad_atomic
+from .io.h5ad import check_output_folder, check_writable, write_h5ad_atomic
 from .io.sequences import SequenceSet, write_fasta
 from .methods import METHODS, build_method
 from .methods.du import PRIORS
@@ -39,6 +39,7 @@ def _configure_logging(quiet: bool, verbose: bool) -> None:
     _handler = logging.StreamHandler(sys.stderr)
     _handler.setFormatter(logging.Formatter("diffaug-bio: %(message)s"))
     logger.addHandler(_handler)
+    quiet = quiet or int(os.environ.get("RANK", "0")) > 0  # under torchrun only rank 0 talks
     logger.setLevel(logging.WARNING if quiet else logging.DEBUG if verbose else logging.INFO)
     logger.propagate = False
     set_progress(not quiet)
@@ -65,6 +66,8 @@ class DiffAugGroup(click.Group):
                 f"internal error: {type(error).__name__}: {error} (--verbose shows the traceback)",
                 1,
             )
+        finally:
+            distributed.teardown()
         sys.exit(status if isinstance(status, int) else 0)
 
 
@@ -194,33 +197,43 @@ def cli(quiet: bool, verbose: bool) -> None:
     default=None,
     help="Apply a saved model instead of training (genes must match).",
 )
-def embed(input_file, output, layer, key_added, save_model, model_dir, **options) -> None:
+@click.option(
+    "--backed",
+    is_flag=True,
+    help="Read the matrix from disk a block at a time instead of loading it (large files).",
+)
+@click.option(
+    "--train-cells",
+    type=click.IntRange(min=2),
+    default=None,
+    help="Train on a random sample of this many cells, embed all "
+    f"[default: all; {tl.DEFAULT_BACKED_TRAIN_CELLS:,} with --backed].",
+)
+def embed(input_file, output, layer, key_added, save_model, model_dir, backed, train_cells,
+          **options) -> None:  # fmt: skip
     """Embed the cells of an .h5ad file into obsm[KEY].
 
     Raw counts are detected and normalised (normalize_total + log1p); with more than 2,000
     genes the highly variable ones are used. Writes obsm[KEY] and uns["diffaug"]["params"].
+    With --backed the matrix is never loaded: training uses a random sample of cells, every
+    cell is embedded a block at a time, and memory stays flat however many cells there are.
 
     \b
     Examples:
       diffaug-bio embed cells.h5ad -o cells.embedded.h5ad
       diffaug-bio embed cells.h5ad --layer counts --save-model model/
       diffaug-bio embed new_cells.h5ad --model model/ -o new_cells.embedded.h5ad
+      diffaug-bio embed atlas.h5ad --backed --train-cells 50000 -o atlas.embedded.h5ad
     """
     destination = Path(output) if output else Path(input_file)
     extra = method_options(options)
     if model_dir is None:  # fail on bad method options before reading anything
         build_method(options["method"], EXPRESSION, **extra)
-    adata = read_h5ad(input_file)
-    check_writable(destination)
-    if model_dir is None:
-        get_matrix(adata, layer)  # fail on an unknown layer before any work
-    logger.info("read %s: %d cells × %d genes", input_file, adata.n_obs, adata.n_vars)
-    model = tl.embed(adata, layer=layer, key_added=key_added, model=model_dir, **options, **extra)
-    write_h5ad_atomic(adata, destination)
-    logger.info(
-        "wrote obsm[%r] (%d × %d) to %s", key_added, *adata.obsm[key_added].shape, destination
-    )
-    if save_model:
+    model = tl.embed_h5ad(input_file, destination, backed=backed, layer=layer,
+                          key_added=key_added, train_cells=train_cells, model=model_dir,
+                          **options, **extra)  # fmt: skip
+    logger.info("wrote obsm[%r] (%d dimensions) to %s", key_added, model.dim, destination)
+    if save_model and distributed.is_main():
         model.save(save_model)
         logger.info("saved the model to %s", save_model)
 
@@ -276,6 +289,8 @@ def train_dna(dataset, gb_root, outdir, encoder, max_len, **options):
     extra = method_options(options)
     result = tl.train_dna(dataset, gb_root=gb_root, encoder=encoder, max_len=max_len, **options,
                           **extra)  # fmt: skip
+    if not distributed.is_main():
+        return
     result.save(outdir)
     accuracy = result.metrics["linear_probe_accuracy"]
     if accuracy is not None:

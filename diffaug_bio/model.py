@@ -10,18 +10,20 @@ from __future__ import annotations
 import json
 import logging
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import anndata as ad
 import numpy as np
 import torch
 
-from . import __version__
+from . import __version__, distributed
 from ._errors import InputError
-from ._utils import resolve_device, seed_everything
+from ._utils import progress, resolve_device, seed_everything
 from .diffusion import ConditionalDiffusion
 from .encoders import build_encoder, projection_head
-from .io.expression import ExpressionPreprocessing
+from .io.expression import BLOCK_ROWS, ExpressionPreprocessing, get_matrix, row_blocks
+from .io.h5ad import BackedMatrix
 from .io.sequences import SequenceEncoding, SequenceSet
 from .methods import DEFAULT_METHOD, build_method
 from .modality import Modality, get_modality
@@ -88,9 +90,13 @@ class EmbeddingModel:
         epochs = self.modality.default_epochs if epochs is None else epochs
         if epochs < 1:
             raise InputError(f"--epochs must be at least 1, got {epochs}")
-        torch_device = resolve_device(device)
-        generator = seed_everything(seed)
         trainer_method = build_method(method, self.modality, **method_options)
+        if distributed.requested() and not trainer_method.supports_distributed:
+            raise InputError(
+                f"--method {method} cannot train under torchrun yet; run it in one process"
+            )
+        torch_device = distributed.setup(resolve_device(device))
+        generator = seed_everything(seed)
         self.encoder = self._new_encoder()
         trainer = ContrastiveTrainer(
             self.encoder,
@@ -111,6 +117,7 @@ class EmbeddingModel:
             **trainer_method.params(),
             "epochs": epochs,
             "seed": seed,
+            "processes": distributed.world_size(),
             "final_loss": trainer.history[-1],
         }
         return self
@@ -126,17 +133,35 @@ class EmbeddingModel:
         return torch.from_numpy(self.recipe.transform(data))
 
     def embed(
-        self, data: ad.AnnData | SequenceSet | np.ndarray | torch.Tensor, device: str = "cpu"
+        self,
+        data: ad.AnnData | BackedMatrix | SequenceSet | np.ndarray | torch.Tensor,
+        device: str = "cpu",
     ) -> np.ndarray:
-        """Embeddings (n, dim) float32 of raw input (AnnData / SequenceSet) or prepared tensors."""
+        """Embeddings (n, dim) float32 of raw input (AnnData, a backed file's matrix,
+        SequenceSet) or of prepared tensors. Cells are prepared and embedded a block at a
+        time, so memory stays flat however many there are."""
         if self.encoder is None:
             raise InputError("the model is not trained yet: call fit() or load() first")
-        if isinstance(data, ad.AnnData | SequenceSet):
-            data = self.prepare(data)
         torch_device = resolve_device(device)
-        embedding = embed(self.encoder.to(torch_device), torch.as_tensor(data), torch_device)
+        encoder = self.encoder.to(torch_device)
+        if isinstance(data, ad.AnnData | BackedMatrix):
+            blocks = self._prepared_blocks(data)
+        else:
+            blocks = [self.prepare(data) if isinstance(data, SequenceSet) else data]
+        embedding = np.concatenate(
+            [embed(encoder, torch.as_tensor(block), torch_device) for block in blocks]
+        )
         self.encoder.cpu()
         return embedding
+
+    def _prepared_blocks(self, data: ad.AnnData | BackedMatrix) -> Iterator[torch.Tensor]:
+        if self.modality.name != "expression":
+            raise InputError("this is a DNA model: give it sequences")
+        matrix = data if isinstance(data, BackedMatrix) else get_matrix(data, self.recipe.layer)
+        index = self.recipe.gene_index(data.var_names)
+        blocks = row_blocks(matrix)
+        for _, block in progress(blocks, "embedding cells", -(-matrix.shape[0] // BLOCK_ROWS)):
+            yield torch.from_numpy(self.recipe.transform_rows(block, index))
 
     @torch.no_grad()
     def augment(

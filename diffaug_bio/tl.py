@@ -19,12 +19,18 @@ import numpy as np
 import pandas as pd
 from sklearn.model_selection import train_test_split
 
-from . import __version__
+from . import __version__, distributed
 from ._errors import InputError
 from .evaluate import linear_probe, majority_fraction
-from .io.expression import ExpressionPreprocessing
+from .io.expression import ExpressionPreprocessing, RowReadable, get_matrix, sample_rows
 from .io.genomic_benchmarks import load_dna_dataset
-from .io.h5ad import read_h5ad, write_h5ad_atomic
+from .io.h5ad import (
+    BackedMatrix,
+    check_writable,
+    read_h5ad,
+    write_embedding_beside,
+    write_h5ad_atomic,
+)
 from .io.sequences import SequenceEncoding, SequenceSet, one_hot_decode, read_sequence_file
 from .methods import DEFAULT_METHOD
 from .model import EmbeddingModel
@@ -32,10 +38,13 @@ from .model import EmbeddingModel
 logger = logging.getLogger("diffaug_bio")
 
 DEFAULT_KEY = "X_diffaug"
+DEFAULT_BACKED_TRAIN_CELLS = 20_000
+"""Cells sampled for training when a file is read backed: bounds the training matrix and
+DiffAug's bank of generated positives (measured: benchmarks/RESULTS.md, scaling)."""
 
 
-def _record_params(adata: ad.AnnData, model: EmbeddingModel, **extra: object) -> None:
-    """Store how the embedding was made in ``uns["diffaug"]["params"]`` (h5ad-safe values)."""
+def _params(model: EmbeddingModel, **extra: object) -> dict:
+    """How an embedding was made, for ``uns["diffaug"]["params"]`` (h5ad-safe values)."""
     params = {
         "version": __version__,
         "modality": model.modality.name,
@@ -44,7 +53,17 @@ def _record_params(adata: ad.AnnData, model: EmbeddingModel, **extra: object) ->
         **model.training,
         **extra,
     }
-    adata.uns["diffaug"] = {"params": {k: v for k, v in params.items() if v is not None}}
+    return {key: value for key, value in params.items() if value is not None}
+
+
+def _record_params(adata: ad.AnnData, model: EmbeddingModel, **extra: object) -> None:
+    adata.uns["diffaug"] = {"params": _params(model, **extra)}
+
+
+def _expression_params(model: EmbeddingModel, key_added: str, train_cells: int | None) -> dict:
+    recipe = model.recipe
+    return {"layer": recipe.layer, "key_added": key_added, "n_genes": len(recipe.genes),
+            "counts_normalised": recipe.normalise, "train_cells": train_cells}  # fmt: skip
 
 
 def _load(model: EmbeddingModel | str | os.PathLike, modality: str) -> EmbeddingModel:
@@ -66,6 +85,7 @@ def embed(
     seed: int = 0,
     device: str = "auto",
     n_top_genes: int = 2000,
+    train_cells: int | None = None,
     model: EmbeddingModel | str | os.PathLike | None = None,
     **method_options: object,
 ) -> EmbeddingModel:
@@ -73,21 +93,91 @@ def embed(
 
     Writes ``adata.obsm[key_added]`` (float32, n_obs × dim) and ``adata.uns["diffaug"]``;
     nothing else in ``adata`` changes. Returns the model, ready to ``save`` or reapply.
+    ``train_cells``: train on a random sample of this many cells (None: all), embed all.
     ``method_options`` go to the method, e.g. ``loss="tkernel"`` or ``rounds=3`` for diffaug.
     """
     if model is not None:
         model = _load(model, "expression")
-        embedding = model.embed(adata, device)
     else:
-        recipe, prepared = ExpressionPreprocessing.fit(adata, layer, n_top_genes)
-        model = EmbeddingModel.for_expression(recipe, dim)
-        model.fit(prepared, method, epochs, seed, device, **method_options)
-        embedding = model.embed(prepared, device)
-    adata.obsm[key_added] = embedding
-    recipe = model.recipe
-    _record_params(adata, model, layer=recipe.layer, key_added=key_added,
-                   n_genes=len(recipe.genes), counts_normalised=recipe.normalise)  # fmt: skip
+        model = _train_expression(
+            get_matrix(adata, layer), adata.var_names, layer, n_top_genes=n_top_genes,
+            train_cells=train_cells, method=method, epochs=epochs, dim=dim, seed=seed,
+            device=device, **method_options,
+        )  # fmt: skip
+    adata.obsm[key_added] = model.embed(adata, device)
+    _record_params(adata, model, **_expression_params(model, key_added, train_cells))
     return model
+
+
+def _train_expression(
+    matrix: RowReadable,
+    var_names: pd.Index,
+    layer: str | None = None,
+    *,
+    n_top_genes: int = 2000,
+    train_cells: int | None = None,
+    method: str = DEFAULT_METHOD,
+    epochs: int | None = None,
+    dim: int | None = None,
+    seed: int = 0,
+    device: str = "auto",
+    **method_options: object,
+) -> EmbeddingModel:
+    """Fit the input recipe and the encoder on all cells, or on ``train_cells`` of them."""
+    n_cells = matrix.shape[0]
+    n_train = min(train_cells or n_cells, n_cells)
+    if n_train < n_cells or isinstance(matrix, BackedMatrix):  # read only the rows to train on
+        _, matrix = sample_rows(matrix, n_train, seed)
+    if n_train < n_cells:
+        logger.info("training on a random sample of %d of the %d cells", n_train, n_cells)
+    recipe, prepared = ExpressionPreprocessing.fit_rows(matrix, var_names, layer, n_top_genes)
+    model = EmbeddingModel.for_expression(recipe, dim)
+    return model.fit(prepared, method, epochs, seed, device, **method_options)
+
+
+def embed_h5ad(
+    path: str | os.PathLike,
+    output: str | os.PathLike | None = None,
+    *,
+    backed: bool = False,
+    layer: str | None = None,
+    key_added: str = DEFAULT_KEY,
+    train_cells: int | None = None,
+    model: EmbeddingModel | str | os.PathLike | None = None,
+    device: str = "auto",
+    **options: object,
+) -> EmbeddingModel:
+    """:func:`embed` from an ``.h5ad`` file to ``output`` (default: the file itself, replaced
+    atomically). ``backed=True`` never loads the matrix: the model trains on a random
+    sample of ``train_cells`` cells (default 20,000) read block by block, every cell is
+    embedded a block at a time, and ``obsm`` / ``uns`` are written into a copy of the file,
+    so memory stays flat as the number of cells grows. ``options`` go to :func:`embed`."""
+    destination = Path(output) if output is not None else Path(path)
+    if not backed:
+        adata = read_h5ad(path)
+        check_writable(destination)
+        if model is None:
+            get_matrix(adata, layer)  # fail on an unknown layer before any work
+        logger.info("read %s: %d cells × %d genes", path, adata.n_obs, adata.n_vars)
+        fitted = embed(adata, layer=layer, key_added=key_added, train_cells=train_cells,
+                       model=model, device=device, **options)  # fmt: skip
+        if distributed.is_main():
+            write_h5ad_atomic(adata, destination)
+        return fitted
+    check_writable(destination)
+    fitted = _load(model, "expression") if model is not None else None
+    train_cells = None if fitted else train_cells or DEFAULT_BACKED_TRAIN_CELLS
+    with BackedMatrix(path, fitted.recipe.layer if fitted else layer) as matrix:
+        logger.info("opened %s backed: %d cells × %d genes", path, *matrix.shape)
+        if fitted is None:
+            fitted = _train_expression(matrix, matrix.var_names, layer, train_cells=train_cells,
+                                       device=device, **options)  # fmt: skip
+        if not distributed.is_main():  # the other ranks only helped to train
+            return fitted
+        embedding = fitted.embed(matrix, device)
+    params = _params(fitted, **_expression_params(fitted, key_added, train_cells))
+    write_embedding_beside(path, destination, key_added, embedding, params)
+    return fitted
 
 
 @dataclass

@@ -14,6 +14,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from . import distributed
 from ._utils import progress
 from .contrastive.losses import LossFn
 from .contrastive.views import PairMaker
@@ -37,6 +38,21 @@ class OptimiserConfig:
     grad_clip: float = 10.0
 
 
+class PairNetwork(nn.Module):
+    """``(view_1, view_2) -> (z1, head(z1), head(z2))``: one step's forward pass."""
+
+    def __init__(self, encoder: nn.Module, head: nn.Module):
+        super().__init__()
+        self.encoder = encoder
+        self.head = head
+
+    def forward(
+        self, view_1: torch.Tensor, view_2: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        z1 = self.encoder(view_1)
+        return z1, self.head(z1), self.head(self.encoder(view_2))
+
+
 class ContrastiveTrainer:
     """Encoder + projection head + AdamW, trained on pairs that a method supplies."""
 
@@ -51,6 +67,9 @@ class ContrastiveTrainer:
     ):
         self.encoder = encoder.to(device)
         self.head = head.to(device)
+        self.network = distributed.wrap(PairNetwork(self.encoder, self.head))
+        """The encoder and head as one module, so DistributedDataParallel sees one forward
+        pass per step (it wraps them when several processes train)."""
         self.loss = loss
         self.config = config
         self.device = device
@@ -61,22 +80,14 @@ class ContrastiveTrainer:
         )
         self.history: list[float] = []
 
-    def batches(self, n: int) -> list[torch.Tensor]:
-        """A fresh random order cut into batches; a ragged last batch is merged into the one
-        before it, so BatchNorm never sees a batch of one."""
-        order = torch.randperm(n, generator=self.generator)
-        size = min(self.config.batch_size, n)
-        chunks = list(order.split(size))
-        if len(chunks) > 1 and len(chunks[-1]) < size:
-            chunks[-2] = torch.cat([chunks[-2], chunks.pop()])
-        return chunks
-
     def pair_loss(
         self, view_1: torch.Tensor, view_2: torch.Tensor, index: torch.Tensor
     ) -> torch.Tensor:
-        """The contrastive loss of a batch of positive pairs."""
-        z1 = self.encoder(view_1)
-        return self.loss(z1, self.head(z1), self.head(self.encoder(view_2)), index)
+        """The contrastive loss of a batch of positive pairs; under torchrun, of the global
+        batch (every rank's pairs gathered, so all of them are negatives)."""
+        z1, h1, h2 = self.network(view_1, view_2)
+        gather = distributed.gather
+        return self.loss(gather(z1), gather(h1), gather(h2), gather(index))
 
     def add_parameters(self, module: nn.Module) -> None:
         """Let the optimiser also step ``module`` (a view generator trained through the loss,
@@ -98,11 +109,14 @@ class ContrastiveTrainer:
         objective = objective or self.pair_loss
         self.encoder.train()
         self.head.train()
+        view_generator = distributed.rank_generator(self.generator)
         for _ in progress(range(epochs), desc=desc):
             total = 0.0
-            batches = self.batches(len(data))
-            for index in batches:
-                view_1, view_2 = make_pair(data[index].to(self.device), index, self.generator)
+            batches = distributed.global_batches(
+                len(data), self.config.batch_size, self.generator, merge_ragged=True
+            )
+            for index in map(distributed.shard, batches):
+                view_1, view_2 = make_pair(data[index].to(self.device), index, view_generator)
                 loss = objective(view_1, view_2, index)
                 if not torch.isfinite(loss):
                     raise TrainingDiverged(

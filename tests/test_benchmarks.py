@@ -53,3 +53,18 @@ def test_smoke_suite_writes_results_table_and_figures(tmp_path, bladder_path, no
     # one saved embedding per dataset × method, the input of the UMAP grid
     saved = len(list((tmp_path / "embeddings").glob("*.npz")))
     assert saved == results.groupby(["dataset", "method"]).ngroups
+
+
+def test_scaling_benchmark_measures_every_mode(tmp_path, bladder_path):
+    command = [sys.executable, str(RUN.parent / "scaling.py"), "--out", str(tmp_path),
+               "--counts", str(bladder_path), "--cells", "300,600", "--memory-max", "300",
+               "--embed-args", "--method simclr --epochs 1 --dim 4"]  # fmt: skip
+    completed = subprocess.run(command, capture_output=True, text=True, check=False)
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    results = pd.read_csv(tmp_path / "scaling.csv")
+    runs = list(zip(results["cells"], results["mode"]))
+    assert runs == [(300, "backed"), (300, "memory"), (300, "backed --model"),
+                    (600, "backed"), (600, "backed --model")]  # fmt: skip
+    assert (results["wall_s"] > 0).all() and (results["peak_rss_mb"] > 50).all()
+    assert (tmp_path / "scaling.png").read_bytes().startswith(PNG_MAGIC)
+    assert not list(tmp_path.glob("synthetic_*.h5ad"))  # inputs removed after measuring

@@ -16,6 +16,7 @@ import copy
 import torch
 from torch import nn
 
+from .. import distributed
 from .._utils import progress
 from .schedules import Schedule, make_schedule
 from .spaces import DiffusionSpace
@@ -64,13 +65,21 @@ class ConditionalDiffusion(nn.Module):
         schedule = make_schedule(process, config["timesteps"], config["schedule"])
         return cls(denoiser, schedule, space, config["ema_decay"], config["condition_dropout"])
 
-    def loss(self, x0: torch.Tensor, z: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-        """The schedule's loss at a uniformly drawn step, conditioned on z (detached)."""
+    def loss(
+        self,
+        x0: torch.Tensor,
+        z: torch.Tensor,
+        generator: torch.Generator,
+        denoiser: nn.Module | None = None,
+    ) -> torch.Tensor:
+        """The schedule's loss at a uniformly drawn step, conditioned on z (detached).
+        ``denoiser``: the network to train, if not ``self.denoiser`` itself (its DDP wrapper)."""
+        denoiser = denoiser or self.denoiser
         t = torch.randint(0, self.schedule.timesteps, (len(x0),), generator=generator)
         keep = torch.rand(len(z), 1, generator=generator) >= self.condition_dropout
         z = z.detach() * keep.to(z.device)
         return self.schedule.loss(
-            lambda x_t, t: self.denoiser(x_t, t, z), x0, t.to(x0.device), generator
+            lambda x_t, t: denoiser(x_t, t, z), x0, t.to(x0.device), generator
         )
 
     @torch.no_grad()
@@ -90,18 +99,21 @@ class ConditionalDiffusion(nn.Module):
         batch_size: int = 256,
         lr: float = 1e-3,
     ) -> list[float]:
-        """The M-step: train on (x, z) pairs; the encoder that made z stays frozen."""
+        """The M-step: train on (x, z) pairs; the encoder that made z stays frozen. Under
+        torchrun each rank trains on its shard of every batch, gradients averaged by DDP."""
         self.to(device).train()
         data = torch.cat([self.space.encode(batch.to(device)).cpu() for batch in data.split(4096)])
         if self.optimiser is None:
             self.optimiser = torch.optim.AdamW(self.denoiser.parameters(), lr=lr, foreach=True)
+        network = distributed.wrap(self.denoiser)
+        noise_generator = distributed.rank_generator(generator)
         history = []
         for _ in progress(range(epochs), desc="diffusion"):
-            order = torch.randperm(len(data), generator=generator)
             total = 0.0
-            batches = order.split(batch_size)
-            for index in batches:
-                loss = self.loss(data[index].to(device), condition[index].to(device), generator)
+            batches = distributed.global_batches(len(data), batch_size, generator)
+            for index in map(distributed.shard, batches):
+                x0, z = data[index].to(device), condition[index].to(device)
+                loss = self.loss(x0, z, noise_generator, network)
                 self.optimiser.zero_grad(set_to_none=True)
                 loss.backward()
                 nn.utils.clip_grad_norm_(self.denoiser.parameters(), 1.0)

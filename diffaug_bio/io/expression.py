@@ -14,10 +14,13 @@ The rule, decided once at fit time and saved with a model:
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
 from dataclasses import dataclass, field
+from typing import Any
 
 import anndata as ad
 import numpy as np
+import pandas as pd
 import scanpy as sc
 from scipy import sparse
 
@@ -27,6 +30,12 @@ logger = logging.getLogger("diffaug_bio")
 
 TARGET_SUM = 1e4
 CLIP = 10.0
+BLOCK_ROWS = 10_000
+"""Cells per block when a matrix is prepared or embedded a block at a time."""
+
+Matrix = np.ndarray | sparse.spmatrix
+RowReadable = Matrix | Any
+"""Anything with ``shape`` and row slicing: an array, a sparse matrix, a BackedMatrix."""
 
 
 def get_matrix(adata: ad.AnnData, layer: str | None) -> np.ndarray | sparse.spmatrix:
@@ -39,6 +48,27 @@ def get_matrix(adata: ad.AnnData, layer: str | None) -> np.ndarray | sparse.spma
         available = ", ".join(adata.layers.keys()) or "none"
         raise InputError(f"unknown layer {layer!r} (layers in the file: {available})")
     return adata.layers[layer]
+
+
+def row_blocks(matrix: RowReadable, size: int | None = None) -> Iterator[tuple[int, Matrix]]:
+    """``(start, matrix[start:start + size])`` over all rows (``size`` default BLOCK_ROWS):
+    work on a large matrix (or a backed file) a block at a time, so memory does not grow
+    with the number of cells."""
+    size = size or BLOCK_ROWS
+    for start in range(0, matrix.shape[0], size):
+        yield start, matrix[start : start + size]
+
+
+def sample_rows(matrix: RowReadable, n: int, seed: int) -> tuple[np.ndarray, Matrix]:
+    """A uniform random sample of ``n`` rows (sorted row numbers, rows), read block by block."""
+    chosen = np.sort(np.random.default_rng(seed).choice(matrix.shape[0], n, replace=False))
+    parts = []
+    for start, block in row_blocks(matrix):
+        inside = chosen[(chosen >= start) & (chosen < start + block.shape[0])]
+        if len(inside):
+            parts.append(block[inside - start])
+    rows = sparse.vstack(parts, format="csr") if sparse.issparse(parts[0]) else np.vstack(parts)
+    return chosen, rows
 
 
 def _values(matrix: np.ndarray | sparse.spmatrix) -> np.ndarray:
@@ -97,7 +127,18 @@ class ExpressionPreprocessing:
         cls, adata: ad.AnnData, layer: str | None = None, n_top_genes: int = 2000
     ) -> tuple[ExpressionPreprocessing, np.ndarray]:
         """Choose normalisation, genes and scaling from ``adata``; return recipe and output."""
-        matrix = get_matrix(adata, layer)
+        return cls.fit_rows(get_matrix(adata, layer), adata.var_names, layer, n_top_genes)
+
+    @classmethod
+    def fit_rows(
+        cls,
+        matrix: np.ndarray | sparse.spmatrix,
+        var_names: pd.Index,
+        layer: str | None = None,
+        n_top_genes: int = 2000,
+    ) -> tuple[ExpressionPreprocessing, np.ndarray]:
+        """:meth:`fit` on a matrix of cells (all of them, or a sample of a large file) whose
+        columns are ``var_names``, taken from ``layer`` (None: X)."""
         source = f"layer {layer!r}" if layer else "X"
         check_finite(matrix, source)
         normalise = looks_like_counts(matrix)
@@ -106,15 +147,15 @@ class ExpressionPreprocessing:
             logger.info("%s holds raw counts: normalize_total(1e4) + log1p", source)
         else:
             logger.info("%s is not raw counts: values used as they are", source)
-        genes = list(map(str, adata.var_names))
+        genes = list(map(str, var_names))
         non_negative = _values(matrix).min(initial=0) >= 0
         if len(genes) > n_top_genes and non_negative:
-            scratch = ad.AnnData(matrix, var=adata.var[[]].copy())
+            scratch = ad.AnnData(matrix, var=pd.DataFrame(index=pd.Index(genes)))
             sc.pp.highly_variable_genes(scratch, n_top_genes=n_top_genes, flavor="seurat")
             keep = scratch.var["highly_variable"].to_numpy()
             matrix = matrix[:, keep]
             genes = [gene for gene, kept in zip(genes, keep) if kept]
-            logger.info("kept %d highly variable genes of %d", len(genes), adata.n_vars)
+            logger.info("kept %d highly variable genes of %d", len(genes), len(var_names))
         dense = _dense(matrix)
         mean = dense.mean(axis=0)
         std = dense.std(axis=0)
@@ -125,14 +166,23 @@ class ExpressionPreprocessing:
     def transform(self, adata: ad.AnnData) -> np.ndarray:
         """Apply the saved recipe to new data; its genes must include the recipe's genes."""
         matrix = get_matrix(adata, self.layer)
-        check_finite(matrix, f"layer {self.layer!r}" if self.layer else "X")
-        index = adata.var_names.get_indexer(self.genes)
+        return self.transform_rows(matrix, self.gene_index(adata.var_names))
+
+    def gene_index(self, var_names: pd.Index) -> np.ndarray:
+        """Positions of the recipe's genes in ``var_names``; a clear error if any is missing."""
+        index = var_names.get_indexer(self.genes)
         missing = [gene for gene, position in zip(self.genes, index) if position < 0]
         if missing:
             shown = ", ".join(missing[:5]) + (" …" if len(missing) > 5 else "")
             raise InputError(
                 f"the data lacks {len(missing)} of the model's {len(self.genes)} genes ({shown})"
             )
+        return index
+
+    def transform_rows(self, matrix: np.ndarray | sparse.spmatrix, index: np.ndarray) -> np.ndarray:
+        """The recipe on a block of rows (all cells, or one chunk of a large file);
+        ``index`` is :meth:`gene_index` of the block's columns."""
+        check_finite(matrix, f"layer {self.layer!r}" if self.layer else "X")
         if self.normalise:
             if not looks_like_counts(matrix):
                 raise InputError("the model was trained on raw counts, but these values are not")

@@ -36,6 +36,8 @@ class Method(ABC):
     Options: ClassVar[type[MethodOptions]] = MethodOptions
     diffusion: ConditionalDiffusion | None = None
     """A trained generator of positives, for methods that have one (saved with the model)."""
+    supports_distributed: ClassVar[bool] = True
+    """False for methods that train a second network outside the trainer's DDP wrapper."""
 
     def __init__(self, modality: Modality, **options: object):
         unknown = sorted(set(options) - set(self.Options.__dataclass_fields__))

@@ -69,6 +69,7 @@ class CLAEOptions(MethodOptions):
 
 class CLAE(Method):
     name = "clae"
+    supports_distributed = False  # its adversarial step runs the encoder outside DDP
     options: CLAEOptions
 
     Options = CLAEOptions

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 
 import torch
 
+from .. import distributed
 from .._errors import InputError
 from ..contrastive.views import PairMaker
 from ..diffusion import ConditionalDiffusion, make_schedule
@@ -128,7 +129,7 @@ class DiffAug(Method):
         trainer.fit(data, warmup, warmup_epochs, desc="diffaug warm-up")
 
         for round_number in range(1, options.rounds + 1):
-            condition = torch.from_numpy(embed(trainer.encoder, data, trainer.device))
+            condition = distributed.map_items(self._embedding(trainer), data)
             if self.diffusion is None:
                 space = self.modality.diffusion_space(data.shape[1]).fit(data)
                 denoiser = self.modality.denoiser(space.dim, condition.shape[1])
@@ -141,12 +142,26 @@ class DiffAug(Method):
                 data, condition, options.diffusion_epochs, trainer.generator, trainer.device
             )
             bank = torch.stack([
-                self.diffusion.generate(
-                    data, condition, options.noise_level, options.sampling_steps,
-                    trainer.generator, trainer.device, options.guidance,
-                )
+                distributed.map_items(self._positives(trainer), data, condition)
                 for _ in range(options.bank_size)
             ])  # fmt: skip
             logger.debug("round %d: diffusion loss %.4f", round_number, history[-1])
             pairs = with_generated(warmup, bank, options.replace_fraction)
             trainer.fit(data, pairs, round_epochs, desc=f"diffaug round {round_number}")
+
+    @staticmethod
+    def _embedding(trainer: ContrastiveTrainer):
+        """``items -> their current embeddings``: the condition of the M-step."""
+        return lambda items: torch.from_numpy(embed(trainer.encoder, items, trainer.device))
+
+    def _positives(self, trainer: ContrastiveTrainer):
+        """``(anchors, condition) -> generated positives``, with this rank's generator."""
+        options, generator = self.options, distributed.rank_generator(trainer.generator)
+
+        def positives(anchors: torch.Tensor, condition: torch.Tensor) -> torch.Tensor:
+            return self.diffusion.generate(
+                anchors, condition, options.noise_level, options.sampling_steps, generator,
+                trainer.device, options.guidance,
+            )  # fmt: skip
+
+        return positives

@@ -59,6 +59,7 @@ class ViewmakerOptions(MethodOptions):
 
 class Viewmaker(Method):
     name = "viewmaker"
+    supports_distributed = False  # its view generator is trained outside DDP
     options: ViewmakerOptions
 
     Options = ViewmakerOptions

@@ -1,0 +1,149 @@
+"""Multi-process training under ``torchrun``, on PyTorch's own engine (torch.distributed + DDP).
+
+When ``WORLD_SIZE`` > 1 every process runs the same command: the process group is joined
+(gloo on CPU, nccl on CUDA), each global batch is split between the ranks, models are wrapped
+in :class:`~torch.nn.parallel.DistributedDataParallel` (gradients averaged), embeddings are
+gathered *with gradients* so each rank's contrastive loss sees the whole global batch as
+negatives, and work over all items (embedding for the diffusion condition, generating the
+bank of positives) is done shard-wise and gathered. Only rank 0 writes outputs. With one
+process every function here is the identity, so single-process results do not change.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Callable
+
+import torch
+import torch.distributed as dist
+from torch import nn
+from torch.distributed.nn.functional import all_gather as all_gather_with_grad
+
+logger = logging.getLogger("diffaug_bio")
+
+
+def requested() -> bool:
+    """True when launched by torchrun (or any launcher) with more than one process."""
+    return int(os.environ.get("WORLD_SIZE", "1")) > 1
+
+
+def setup(device: torch.device) -> torch.device:
+    """Join the process group once; return this rank's device (``cuda:LOCAL_RANK`` on GPUs)."""
+    if not requested():
+        return device
+    if device.type == "cuda":
+        device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+        torch.cuda.set_device(device)
+    if not dist.is_initialized():
+        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+        logger.info("rank %d of %d joined the process group (%s)", rank(), world_size(),
+                    dist.get_backend())  # fmt: skip
+    return device
+
+
+def teardown() -> None:
+    if dist.is_initialized():
+        dist.destroy_process_group()
+
+
+def world_size() -> int:
+    return dist.get_world_size() if dist.is_initialized() else 1
+
+
+def rank() -> int:
+    return dist.get_rank() if dist.is_initialized() else 0
+
+
+def is_main() -> bool:
+    """Rank 0, the one process that logs results and writes files."""
+    return rank() == 0
+
+
+def wrap(module: nn.Module) -> nn.Module:
+    """``module`` in DistributedDataParallel when several processes train, else itself."""
+    if world_size() == 1:
+        return module
+    return nn.parallel.DistributedDataParallel(module)
+
+
+def shard(index: torch.Tensor) -> torch.Tensor:
+    """This rank's share of a global batch (every rank holds the same ``index``)."""
+    if world_size() == 1:
+        return index
+    return index[rank() :: world_size()]
+
+
+def global_batches(
+    n: int, batch_size: int, generator: torch.Generator, merge_ragged: bool = False
+) -> list[torch.Tensor]:
+    """One epoch's batches of item numbers, the same on every rank (``generator`` is kept in
+    step across ranks); each rank then takes its :func:`shard`. With several ranks, the
+    epoch drops ``n mod W`` random items and batch sizes are multiples of W, so shards are
+    equal (DistributedSampler's ``drop_last``). ``merge_ragged`` joins a short last batch to
+    the one before it (BatchNorm never sees a batch of one)."""
+    world = world_size()
+    order = torch.randperm(n, generator=generator)[: n - n % world]
+    size = min(batch_size, len(order))
+    size -= size % world
+    chunks = list(order.split(size))
+    if merge_ragged and len(chunks) > 1 and len(chunks[-1]) < size:
+        ragged = chunks.pop()
+        chunks[-1] = torch.cat([chunks[-1], ragged])
+    return chunks
+
+
+def _communication_device() -> torch.device:
+    """nccl moves CUDA tensors only; gloo moves CPU tensors."""
+    if dist.get_backend() == "nccl":
+        return torch.device("cuda", torch.cuda.current_device())
+    return torch.device("cpu")
+
+
+def gather(tensor: torch.Tensor) -> torch.Tensor:
+    """All ranks' equal-sized ``tensor`` concatenated in rank order; when it needs a
+    gradient, the gradient flows back to each rank's own part (``torch.distributed.nn``).
+    The identity with one process."""
+    if world_size() == 1:
+        return tensor
+    if tensor.requires_grad:
+        return torch.cat(all_gather_with_grad(tensor))
+    moved = tensor.to(_communication_device())
+    parts = [torch.empty_like(moved) for _ in range(world_size())]
+    dist.all_gather(parts, moved)
+    return torch.cat(parts).to(tensor.device)
+
+
+def interleave(parts: list[torch.Tensor], n: int) -> torch.Tensor:
+    """Undo :func:`shard` over all items: rank r's part holds items r, r + W, r + 2W, …"""
+    out = torch.empty((n, *parts[0].shape[1:]), dtype=parts[0].dtype)
+    for r, part in enumerate(parts):
+        out[r :: len(parts)] = part[: len(range(r, n, len(parts)))]
+    return out
+
+
+@torch.no_grad()
+def map_items(function: Callable[..., torch.Tensor], *items: torch.Tensor) -> torch.Tensor:
+    """``function(*items)`` computed shard-wise (rank r takes items r, r + W, …) and gathered,
+    so every rank gets the whole result in item order at 1/W of the cost each."""
+    if world_size() == 1:
+        return function(*items)
+    n = len(items[0])
+    local = function(*(item[rank() :: world_size()] for item in items))
+    longest = -(-n // world_size())
+    padded = torch.zeros((longest, *local.shape[1:]), dtype=local.dtype)
+    padded[: len(local)] = local.cpu()
+    moved = padded.to(_communication_device())
+    parts = [torch.empty_like(moved) for _ in range(world_size())]
+    dist.all_gather(parts, moved)
+    return interleave([part.cpu() for part in parts], n)
+
+
+def rank_generator(generator: torch.Generator) -> torch.Generator:
+    """A generator for this rank's random draws (views, noise), so ranks do not repeat each
+    other; ``generator`` itself — which all ranks keep in step for shared choices like the
+    batch order — when there is one process."""
+    if world_size() == 1:
+        return generator
+    seed = int(torch.randint(2**31 - 1, (1,), generator=generator))
+    return torch.Generator().manual_seed(seed + 7919 * rank())

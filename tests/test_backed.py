@@ -1,0 +1,111 @@
+"""Large files: block-wise preparation, sampled training and ``embed --backed``, which never
+loads the matrix and writes obsm into an atomic copy of the file."""
+
+import shutil
+
+import anndata as ad
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from scipy import sparse
+
+import diffaug_bio as dab
+from diffaug_bio.cli import cli
+from diffaug_bio.io.expression import row_blocks, sample_rows
+from diffaug_bio.io.h5ad import BackedMatrix
+
+
+def run(*args):
+    return CliRunner().invoke(cli, [str(a) for a in args])
+
+
+@pytest.mark.parametrize("as_sparse", [True, False])
+def test_sample_rows_reads_the_chosen_rows_block_by_block(as_sparse, monkeypatch):
+    monkeypatch.setattr("diffaug_bio.io.expression.BLOCK_ROWS", 7)
+    dense = np.arange(50 * 3, dtype=np.float32).reshape(50, 3)
+    matrix = sparse.csr_matrix(dense) if as_sparse else dense
+    assert [start for start, _ in row_blocks(matrix)] == list(range(0, 50, 7))
+    chosen, rows = sample_rows(matrix, 20, seed=1)
+    assert len(set(chosen)) == 20 and np.all(np.diff(chosen) > 0)
+    rows = rows.toarray() if as_sparse else rows
+    np.testing.assert_array_equal(rows, dense[chosen])
+    other, _ = sample_rows(matrix, 20, seed=2)
+    assert not np.array_equal(chosen, other)
+
+
+def test_embedding_block_by_block_equals_all_at_once(bladder, monkeypatch):
+    model = dab.tl.embed(bladder, "simclr", epochs=1, dim=8, seed=0)
+    whole = bladder.obsm["X_diffaug"]
+    monkeypatch.setattr("diffaug_bio.io.expression.BLOCK_ROWS", 50)  # 233 cells: 5 blocks
+    np.testing.assert_allclose(model.embed(bladder), whole, atol=1e-5)
+
+
+def test_training_on_a_sample_embeds_every_cell(bladder):
+    dab.tl.embed(bladder, "simclr", epochs=1, dim=8, seed=0, train_cells=100)
+    assert bladder.obsm["X_diffaug"].shape == (bladder.n_obs, 8)
+    assert np.isfinite(bladder.obsm["X_diffaug"]).all()
+    assert bladder.uns["diffaug"]["params"]["train_cells"] == 100
+
+
+def test_embed_backed_writes_a_copy_with_obsm_and_leaves_input_untouched(
+    bladder_path, tmp_path, digest
+):
+    source = shutil.copy(bladder_path, tmp_path / "cells.h5ad")
+    before = digest(source)
+    out = tmp_path / "out.h5ad"
+    result = run("embed", source, "--backed", "--train-cells", "150", "--method", "simclr",
+                 "--epochs", "1", "--dim", "8", "-o", out,
+                 "--save-model", tmp_path / "m")  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert digest(source) == before
+    written, original = ad.read_h5ad(out), ad.read_h5ad(source)
+    embedding = written.obsm["X_diffaug"]
+    assert embedding.shape == (original.n_obs, 8) and embedding.dtype == np.float32
+    params = written.uns["diffaug"]["params"]
+    assert params["train_cells"] == 150 and params["counts_normalised"]
+    assert params["method"] == "simclr" and params["n_genes"] == 2000
+    assert (written.X != original.X).nnz == 0 and written.obs.equals(original.obs)
+    # the saved model reapplied in memory gives the same embedding: same recipe, same blocks
+    model = dab.EmbeddingModel.load(tmp_path / "m")
+    np.testing.assert_allclose(model.embed(original), embedding, atol=1e-5)
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
+
+
+def test_embed_backed_in_place_with_a_model_and_a_layer(bladder, tmp_path):
+    counts = bladder.X.copy()
+    bladder.layers["counts"] = counts
+    bladder.X = sparse.csr_matrix(np.log1p(counts.toarray()))  # X no longer counts
+    bladder.obsm["X_diffaug"] = np.zeros((bladder.n_obs, 2), np.float32)  # replaced
+    path = tmp_path / "cells.h5ad"
+    bladder.write_h5ad(path)
+    result = run("embed", path, "--backed", "--layer", "counts", "--method", "simclr",
+                 "--epochs", "1", "--dim", "8", "--save-model", tmp_path / "m")  # fmt: skip
+    assert result.exit_code == 0, result.output
+    first = ad.read_h5ad(path)
+    assert first.obsm["X_diffaug"].shape == (bladder.n_obs, 8)
+    assert first.uns["diffaug"]["params"]["layer"] == "counts"
+    assert first.uns["diffaug"]["params"]["counts_normalised"]  # the layer, not X, was read
+    np.testing.assert_array_equal(first.layers["counts"].toarray(), counts.toarray())
+    result = run("embed", path, "--backed", "--model", tmp_path / "m", "--key-added", "X_again")
+    assert result.exit_code == 0, result.output
+    second = ad.read_h5ad(path)
+    np.testing.assert_allclose(second.obsm["X_again"], first.obsm["X_diffaug"], atol=1e-5)
+
+
+def test_backed_needs_cells_as_rows(bladder, tmp_path, digest):
+    bladder.X = sparse.csc_matrix(bladder.X)
+    path = tmp_path / "csc.h5ad"
+    bladder.write_h5ad(path)
+    before = digest(path)
+    result = run("embed", path, "--backed", "--epochs", "1")
+    assert result.exit_code == 2
+    assert "CSC" in result.output and "--backed" in result.output
+    assert digest(path) == before
+
+
+def test_backed_reader_reports_unknown_layer_and_shape(bladder_path):
+    with BackedMatrix(bladder_path) as matrix:
+        assert matrix.shape == (233, 3000) and len(matrix.var_names) == 3000
+        assert sparse.issparse(matrix[0:10]) and matrix[0:10].shape == (10, 3000)
+    with pytest.raises(dab.InputError, match="unknown layer 'counts'"):
+        BackedMatrix(bladder_path, "counts")

@@ -1,0 +1,111 @@
+"""Training under torchrun: two CPU processes (gloo) give the loss and gradients of the
+global batch, and ``torchrun … diffaug-bio embed`` writes one complete output from rank 0."""
+
+import os
+import shutil
+import subprocess
+import sys
+
+import anndata as ad
+import numpy as np
+import pytest
+import torch
+import torch.multiprocessing as mp
+
+import diffaug_bio as dab
+from diffaug_bio import distributed
+from diffaug_bio.contrastive.losses import get_loss
+from diffaug_bio.encoders import build_encoder, projection_head
+from diffaug_bio.train import ContrastiveTrainer, OptimiserConfig
+
+
+def test_interleave_undoes_sharding():
+    items = torch.arange(7)
+    parts = [items[0::2], torch.cat([items[1::2], torch.tensor([-1])])]  # rank 1 padded
+    assert torch.equal(distributed.interleave(parts, 7), items)
+
+
+@pytest.mark.parametrize("n", [100, 256, 300, 700])
+def test_one_process_batches_cover_every_item_with_no_short_batch(n):
+    batches = distributed.global_batches(n, 256, torch.Generator().manual_seed(0), True)
+    assert torch.equal(torch.sort(torch.cat(batches)).values, torch.arange(n))
+    assert min(map(len, batches)) >= min(n, 256)  # a ragged tail joins the batch before it
+
+
+def _trainer(seed: int = 0) -> ContrastiveTrainer:
+    torch.manual_seed(seed)
+    trainer = ContrastiveTrainer(
+        build_encoder("mlp", 6, 4), projection_head(4, 8, 5), get_loss("infonce"),
+        OptimiserConfig(), torch.device("cpu"), torch.Generator().manual_seed(seed),
+    )  # fmt: skip
+    trainer.encoder.eval()  # BatchNorm on running statistics: the same function on any batch
+    trainer.head.eval()
+    return trainer
+
+
+def _global_batch() -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    generator = torch.Generator().manual_seed(1)
+    view_1 = torch.randn(8, 6, generator=generator)
+    return view_1, view_1 + 0.1 * torch.randn(8, 6, generator=generator), torch.arange(8)
+
+
+def _rank_loss_and_gradient(rank: int, init_file: str, results: dict) -> None:
+    os.environ.update(WORLD_SIZE="2", RANK=str(rank), LOCAL_RANK=str(rank))
+    torch.distributed.init_process_group("gloo", f"file://{init_file}", rank=rank, world_size=2)
+    trainer = _trainer()
+    view_1, view_2, index = _global_batch()
+    mine = distributed.shard(index)
+    loss = trainer.pair_loss(view_1[mine], view_2[mine], mine)
+    loss.backward()
+    first = next(trainer.encoder.parameters())
+    results[rank] = (loss.item(), first.grad.clone())
+    torch.distributed.destroy_process_group()
+
+
+def test_two_ranks_see_the_global_batch_and_average_gradients(tmp_path):
+    results = mp.Manager().dict()
+    mp.spawn(_rank_loss_and_gradient, args=(str(tmp_path / "init"), results), nprocs=2)
+    trainer = _trainer()
+    loss = trainer.pair_loss(*_global_batch())
+    loss.backward()
+    expected = next(trainer.encoder.parameters()).grad
+    for rank in (0, 1):
+        rank_loss, gradient = results[rank]
+        assert rank_loss == pytest.approx(loss.item(), rel=1e-5)  # all 8 pairs, not 4
+        torch.testing.assert_close(gradient, expected, rtol=1e-4, atol=1e-6)
+
+
+def _torchrun(*args, tmp_path) -> subprocess.CompletedProcess:
+    script = shutil.which("diffaug-bio")
+    if script is None:
+        pytest.skip("the diffaug-bio console script is not installed")
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone",
+               "--nproc_per_node=2", script, *map(str, args)]  # fmt: skip
+    environment = {**os.environ, "OMP_NUM_THREADS": "1"}
+    return subprocess.run(command, capture_output=True, text=True, cwd=tmp_path,
+                          env=environment, timeout=900)  # fmt: skip
+
+
+def test_torchrun_embed_on_cpu_writes_once_from_rank_0(bladder_path, tmp_path):
+    out = tmp_path / "out.h5ad"
+    result = _torchrun("embed", bladder_path, "-o", out, "--epochs", "4", "--dim", "8",
+                       "--device", "cpu", "--save-model", tmp_path / "model",
+                       tmp_path=tmp_path)  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    adata = ad.read_h5ad(out)
+    params = adata.uns["diffaug"]["params"]
+    assert params["processes"] == 2 and params["method"] == "diffaug"
+    embedding = adata.obsm["X_diffaug"]
+    assert embedding.shape == (adata.n_obs, 8) and np.isfinite(embedding).all()
+    assert embedding.std(0).min() > 0  # trained, not collapsed
+    model = dab.EmbeddingModel.load(tmp_path / "model")
+    np.testing.assert_allclose(model.embed(adata), embedding, atol=1e-5)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model", "out.h5ad"]
+
+
+def test_torchrun_refuses_a_method_it_cannot_distribute(bladder_path, tmp_path):
+    result = _torchrun("embed", bladder_path, "-o", tmp_path / "out.h5ad", "--method",
+                       "viewmaker", "--epochs", "1", tmp_path=tmp_path)  # fmt: skip
+    assert result.returncode != 0
+    assert "cannot train under torchrun" in result.stderr
+    assert not (tmp_path / "out.h5ad").exists()
