@@ -114,3 +114,17 @@ def test_augment_needs_a_diffaug_model(pbmc, tmp_path):
     dab.tl.embed(pbmc, "simclr", epochs=1).save(tmp_path / "model")
     with pytest.raises(InputError, match="no generator"):
         dab.tl.augment(pbmc, tmp_path / "model")
+
+
+@pytest.mark.parametrize(("epochs", "generated"), [(2, 2 * 1), (12, 2 * 3), (30, 2 * 4)])
+def test_a_round_generates_at_most_one_positive_per_epoch(bladder, monkeypatch, epochs, generated):
+    calls = []
+    original = dab.diffusion.ConditionalDiffusion.generate
+
+    def counting(self, *args, **kwargs):
+        calls.append(1)
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(dab.diffusion.ConditionalDiffusion, "generate", counting)
+    dab.tl.embed(bladder, "diffaug", epochs=epochs, dim=8, seed=0, diffusion_epochs=1)
+    assert len(calls) == generated  # 2 rounds × min(bank_size 4, epochs per round)

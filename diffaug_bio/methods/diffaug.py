@@ -51,7 +51,8 @@ class DiffAugOptions(MethodOptions):
     sampling_steps: int = 5
     bank_size: int = 4
     """Generated positives kept per anchor each round; a batch draws one of them at random,
-    so an anchor does not meet the same generated positive in every epoch of a round."""
+    so an anchor does not meet the same generated positive in every epoch of a round. A
+    round never generates more than one per epoch it has (more could not be used)."""
     guidance: float | None = None
     """Classifier-free guidance weight w at sampling (0: off; None: the modality's default).
     w > 0 also trains the generator with 15% of conditions dropped, which guidance needs."""
@@ -143,7 +144,7 @@ class DiffAug(Method):
             )
             bank = torch.stack([
                 distributed.map_items(self._positives(trainer), data, condition)
-                for _ in range(options.bank_size)
+                for _ in range(min(options.bank_size, round_epochs))
             ])  # fmt: skip
             logger.debug("round %d: diffusion loss %.4f", round_number, history[-1])
             pairs = with_generated(warmup, bank, options.replace_fraction)
