@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import random
 import sys
@@ -41,6 +42,15 @@ def seed_everything(seed: int) -> torch.Generator:
     generator = torch.Generator()
     generator.manual_seed(seed)
     return generator
+
+
+def mixed_precision(device: torch.device) -> contextlib.AbstractContextManager:
+    """bfloat16 autocast on CUDA GPUs that support it — matmuls and convolutions at half
+    width, losses and reductions kept in float32 by autocast, no loss scaling needed;
+    full precision everywhere else (CPU results stay exactly reproducible)."""
+    if device.type == "cuda" and torch.cuda.is_bf16_supported():
+        return torch.autocast("cuda", dtype=torch.bfloat16)
+    return contextlib.nullcontext()
 
 
 def resolve_device(name: str = "auto") -> torch.device:

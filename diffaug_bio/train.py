@@ -15,7 +15,7 @@ import torch
 from torch import nn
 
 from . import distributed
-from ._utils import progress
+from ._utils import mixed_precision, progress
 from .contrastive.losses import LossFn
 from .contrastive.views import PairMaker
 
@@ -117,7 +117,8 @@ class ContrastiveTrainer:
             )
             for index in map(distributed.shard, batches):
                 view_1, view_2 = make_pair(data[index].to(self.device), index, view_generator)
-                loss = objective(view_1, view_2, index)
+                with mixed_precision(self.device):
+                    loss = objective(view_1, view_2, index)
                 if not torch.isfinite(loss):
                     raise TrainingDiverged(
                         "the training loss became NaN or infinite; try a lower learning rate "
@@ -140,5 +141,6 @@ def embed(
 ) -> np.ndarray:
     """Embed ``data`` in evaluation mode, batch by batch; float32 NumPy (n, dim)."""
     encoder.eval()
-    chunks = [encoder(batch.to(device)).float().cpu() for batch in data.split(batch_size)]
+    with mixed_precision(device):
+        chunks = [encoder(batch.to(device)).float().cpu() for batch in data.split(batch_size)]
     return torch.cat(chunks).numpy()

@@ -17,7 +17,7 @@ import torch
 from torch import nn
 
 from .. import distributed
-from .._utils import progress
+from .._utils import mixed_precision, progress
 from .schedules import Schedule, make_schedule
 from .spaces import DiffusionSpace
 
@@ -113,7 +113,8 @@ class ConditionalDiffusion(nn.Module):
             batches = distributed.global_batches(len(data), batch_size, generator)
             for index in map(distributed.shard, batches):
                 x0, z = data[index].to(device), condition[index].to(device)
-                loss = self.loss(x0, z, noise_generator, network)
+                with mixed_precision(device):
+                    loss = self.loss(x0, z, noise_generator, network)
                 self.optimiser.zero_grad(set_to_none=True)
                 loss.backward()
                 nn.utils.clip_grad_norm_(self.denoiser.parameters(), 1.0)
