@@ -27,7 +27,8 @@ def test_with_generated_replaces_the_asked_share_of_positives():
 
     generator = torch.Generator().manual_seed(0)
     index = torch.arange(1000)
-    anchors, positives = with_generated(warmup, bank, 0.3)(data, index, generator)
+    pairs = with_generated(warmup, bank, 0.3, decode=lambda codes, items: codes)
+    anchors, positives = pairs(data, index, generator)
     assert torch.equal(anchors, data)
     first, second = (positives == 1).all(1), (positives == 2).all(1)
     assert abs((first | second).float().mean().item() - 0.3) < 0.05

@@ -137,9 +137,12 @@ class ConditionalDiffusion(nn.Module):
         device: torch.device,
         guidance: float = 0.0,
         batch_size: int = 1024,
+        decode: bool = True,
     ) -> torch.Tensor:
         """Positives for ``anchors``: encode, noise to step ⌊level·T⌋, ``steps`` reverse steps
-        with the EMA denoiser conditioned on ``condition``, decode. Returns data on the CPU.
+        with the EMA denoiser conditioned on ``condition``, decode. Returns data on the CPU
+        (``decode=False``: the codes in the diffusion space — for cells 50 numbers instead
+        of 2,000 — to be decoded later by ``space.decode(codes, anchors)``).
 
         ``guidance`` w > 0 (classifier-free guidance; needs ``condition_dropout`` > 0 in
         training) uses ``out = out(z) + w·(out(z) − out(∅))`` on the network's output (ε̂ or
@@ -160,5 +163,5 @@ class ConditionalDiffusion(nn.Module):
             codes = self.schedule.sample(
                 predict, self.space.encode(anchor), t_start, steps, generator, clip
             )
-            outputs.append(self.space.decode(codes, anchor).cpu())
+            outputs.append((self.space.decode(codes, anchor) if decode else codes).cpu())
         return torch.cat(outputs)

@@ -190,7 +190,10 @@ class ExpressionPreprocessing:
         return self._standardise(_dense(matrix[:, index]))
 
     def _standardise(self, dense: np.ndarray) -> np.ndarray:
-        return np.clip((dense - self.mean) / self.std, -CLIP, CLIP).astype(np.float32)
+        """(x − mean) / sd clipped at ±10, float32, with one temporary (large blocks)."""
+        scaled = np.subtract(dense, self.mean, dtype=np.float32)
+        scaled /= self.std
+        return np.clip(scaled, -CLIP, CLIP, out=scaled)
 
     def to_dict(self) -> dict:
         return {

@@ -16,6 +16,7 @@ trained generator, refreshed every round.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -32,6 +33,9 @@ from .base import Method, MethodOptions
 logger = logging.getLogger("diffaug_bio")
 
 CONDITION_DROPOUT = 0.15
+
+Decode = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+"""``(generated codes, the items they were generated for) -> positives in data space``."""
 
 
 @dataclass
@@ -82,16 +86,19 @@ class DiffAugOptions(MethodOptions):
                 raise InputError(f"--{name.replace('_', '-')} must lie in [0, 1]")
 
 
-def with_generated(warmup: PairMaker, bank: torch.Tensor, replace_fraction: float) -> PairMaker:
+def with_generated(
+    warmup: PairMaker, bank: torch.Tensor, replace_fraction: float, decode: Decode
+) -> PairMaker:
     """Warm-up pairs in which a random ``replace_fraction`` of positives come from ``bank``
-    (``bank_size × n_items × …``: one of each item's generated positives, drawn at random)."""
+    (``bank_size × n_items × …`` generated codes: one of each item's, drawn at random and
+    decoded against the item by ``decode(codes, items)``)."""
 
     def pairs(x: torch.Tensor, index: torch.Tensor, generator: torch.Generator):
         anchors, positives = warmup(x, index, generator)
         replace = (torch.rand(len(index), generator=generator) < replace_fraction).to(x.device)
         draw = torch.randint(0, len(bank), (len(index),), generator=generator)
         shape = (-1, *([1] * (x.dim() - 1)))
-        generated = bank[draw, index].to(x.device)
+        generated = decode(bank[draw, index].to(x.device), x)
         return anchors, torch.where(replace.view(shape), generated, positives)
 
     return pairs
@@ -142,12 +149,10 @@ class DiffAug(Method):
             history = self.diffusion.fit(
                 data, condition, options.diffusion_epochs, trainer.generator, trainer.device
             )
-            bank = torch.stack([
-                distributed.map_items(self._positives(trainer), data, condition)
-                for _ in range(min(options.bank_size, round_epochs))
-            ])  # fmt: skip
+            bank = self._bank(trainer, data, condition, min(options.bank_size, round_epochs))
             logger.debug("round %d: diffusion loss %.4f", round_number, history[-1])
-            pairs = with_generated(warmup, bank, options.replace_fraction)
+            decode = self.diffusion.space.decode
+            pairs = with_generated(warmup, bank, options.replace_fraction, decode)
             trainer.fit(data, pairs, round_epochs, desc=f"diffaug round {round_number}")
 
     @staticmethod
@@ -155,14 +160,22 @@ class DiffAug(Method):
         """``items -> their current embeddings``: the condition of the M-step."""
         return lambda items: torch.from_numpy(embed(trainer.encoder, items, trainer.device))
 
-    def _positives(self, trainer: ContrastiveTrainer):
-        """``(anchors, condition) -> generated positives``, with this rank's generator."""
+    def _bank(
+        self, trainer: ContrastiveTrainer, data: torch.Tensor, condition: torch.Tensor, size: int
+    ) -> torch.Tensor:
+        """``size`` generated codes per item (``size × N × …``), kept in the diffusion space:
+        for cells 50 numbers per positive instead of 2,000, so the bank stays small."""
         options, generator = self.options, distributed.rank_generator(trainer.generator)
 
-        def positives(anchors: torch.Tensor, condition: torch.Tensor) -> torch.Tensor:
+        def codes(anchors: torch.Tensor, condition: torch.Tensor) -> torch.Tensor:
             return self.diffusion.generate(
                 anchors, condition, options.noise_level, options.sampling_steps, generator,
-                trainer.device, options.guidance,
+                trainer.device, options.guidance, decode=False,
             )  # fmt: skip
 
-        return positives
+        first = distributed.map_items(codes, data, condition)
+        bank = torch.empty((size, *first.shape), dtype=first.dtype)
+        bank[0] = first
+        for copy in range(1, size):
+            bank[copy] = distributed.map_items(codes, data, condition)
+        return bank
