@@ -103,6 +103,7 @@ def plot(results: pd.DataFrame, path: Path) -> None:
         memory_axis.plot(rows["cells"], rows["peak_rss_mb"], "o-", label=mode)
     for axis, title in ((time_axis, "wall seconds"), (memory_axis, "peak RSS (MB)")):
         axis.set_xscale("log")
+        axis.set_ylim(bottom=0)
         axis.set_xlabel("cells (2,000 genes)")
         axis.set_title(title)
         axis.legend()

@@ -18,7 +18,6 @@ from collections.abc import Callable
 import torch
 import torch.distributed as dist
 from torch import nn
-from torch.distributed.nn.functional import all_gather as all_gather_with_grad
 
 logger = logging.getLogger("diffaug_bio")
 
@@ -100,6 +99,24 @@ def _communication_device() -> torch.device:
     return torch.device("cpu")
 
 
+class _GatherWithGradient(torch.autograd.Function):
+    """All ranks' parts concatenated; backward sums every rank's gradient for this rank's
+    part (each rank's loss depends on every part) and returns it. The same as
+    ``torch.distributed.nn.functional.all_gather``, which torch 2.13 deprecates."""
+
+    @staticmethod
+    def forward(ctx, tensor: torch.Tensor) -> torch.Tensor:
+        parts = [torch.empty_like(tensor) for _ in range(world_size())]
+        dist.all_gather(parts, tensor.contiguous())
+        return torch.cat(parts)
+
+    @staticmethod
+    def backward(ctx, gradient: torch.Tensor) -> torch.Tensor:
+        gradient = gradient.contiguous()
+        dist.all_reduce(gradient)
+        return gradient.chunk(world_size())[rank()]
+
+
 def gather(tensor: torch.Tensor) -> torch.Tensor:
     """All ranks' equal-sized ``tensor`` concatenated in rank order; when it needs a
     gradient, the gradient flows back to each rank's own part (``torch.distributed.nn``).
@@ -107,7 +124,7 @@ def gather(tensor: torch.Tensor) -> torch.Tensor:
     if world_size() == 1:
         return tensor
     if tensor.requires_grad:
-        return torch.cat(all_gather_with_grad(tensor))
+        return _GatherWithGradient.apply(tensor)
     moved = tensor.to(_communication_device())
     parts = [torch.empty_like(moved) for _ in range(world_size())]
     dist.all_gather(parts, moved)
