@@ -63,7 +63,9 @@ def wrap(module: nn.Module) -> nn.Module:
     """``module`` in DistributedDataParallel when several processes train, else itself."""
     if world_size() == 1:
         return module
-    return nn.parallel.DistributedDataParallel(module)
+    # BatchNorm statistics stay per rank: broadcasting them from rank 0 would add a
+    # collective to every forward pass
+    return nn.parallel.DistributedDataParallel(module, broadcast_buffers=False)
 
 
 def shard(index: torch.Tensor) -> torch.Tensor:
@@ -129,6 +131,19 @@ def gather(tensor: torch.Tensor) -> torch.Tensor:
     parts = [torch.empty_like(moved) for _ in range(world_size())]
     dist.all_gather(parts, moved)
     return torch.cat(parts).to(tensor.device)
+
+
+def gather_together(*tensors: torch.Tensor) -> tuple[torch.Tensor, ...]:
+    """:func:`gather` of several tensors with the same first dimension in one collective
+    (each collective costs a round trip; a contrastive step needs four gathers). They travel
+    as float64, which holds float32 values and item numbers below 2**53 exactly."""
+    if world_size() == 1:
+        return tensors
+    widths = [t[0].numel() for t in tensors]
+    packed = torch.cat([t.reshape(len(t), -1).double() for t in tensors], dim=1)
+    gathered = gather(packed)
+    parts = gathered.split(widths, dim=1)
+    return tuple(part.reshape(-1, *t.shape[1:]).to(t.dtype) for part, t in zip(parts, tensors))
 
 
 def interleave(parts: list[torch.Tensor], n: int) -> torch.Tensor:

@@ -86,8 +86,7 @@ class ContrastiveTrainer:
         """The contrastive loss of a batch of positive pairs; under torchrun, of the global
         batch (every rank's pairs gathered, so all of them are negatives)."""
         z1, h1, h2 = self.network(view_1, view_2)
-        gather = distributed.gather
-        return self.loss(gather(z1), gather(h1), gather(h2), gather(index))
+        return self.loss(*distributed.gather_together(z1, h1, h2, index))
 
     def add_parameters(self, module: nn.Module) -> None:
         """Let the optimiser also step ``module`` (a view generator trained through the loss,
