@@ -88,10 +88,6 @@ class BackedMatrix:
             raise InputError(f"unknown layer {layer!r} (layers in the file: {available})")
         return layers[layer]
 
-    @property
-    def n_obs(self) -> int:
-        return self.shape[0]
-
     def __getitem__(self, rows: slice) -> np.ndarray | sparse.csr_matrix:
         """A block of cells as a NumPy array (dense storage) or CSR matrix."""
         return self._matrix[rows]
