@@ -121,7 +121,7 @@ class _GatherWithGradient(torch.autograd.Function):
 
 def gather(tensor: torch.Tensor) -> torch.Tensor:
     """All ranks' equal-sized ``tensor`` concatenated in rank order; when it needs a
-    gradient, the gradient flows back to each rank's own part (``torch.distributed.nn``).
+    gradient, the gradient flows back to each rank's own part (:class:`_GatherWithGradient`).
     The identity with one process."""
     if world_size() == 1:
         return tensor
@@ -165,10 +165,7 @@ def map_items(function: Callable[..., torch.Tensor], *items: torch.Tensor) -> to
     longest = -(-n // world_size())
     padded = torch.zeros((longest, *local.shape[1:]), dtype=local.dtype)
     padded[: len(local)] = local.cpu()
-    moved = padded.to(_communication_device())
-    parts = [torch.empty_like(moved) for _ in range(world_size())]
-    dist.all_gather(parts, moved)
-    return interleave([part.cpu() for part in parts], n)
+    return interleave(list(gather(padded).chunk(world_size())), n)
 
 
 def rank_generator(generator: torch.Generator) -> torch.Generator:
