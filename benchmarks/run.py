@@ -128,8 +128,11 @@ def main() -> None:
     methods = [m for m in (args.methods or suite["methods"]).split(",") if m]
     embedding_dir = args.out / "embeddings"
     args.out.mkdir(parents=True, exist_ok=True)
+    datasets = _datasets(args)
+    if not datasets:
+        parser.error(f"no dataset to run: none of --only {args.only} is under --data {args.data}")
     rows = []
-    for dataset in _datasets(args):
+    for dataset in datasets:
         kind = dataset_kind(dataset)
         epochs = args.epochs or suite["epochs_dna" if kind == "dna" else "epochs_cells"]
         peers = [] if args.no_peers else list(PEERS_DNA if kind == "dna" else PEERS_CELLS)

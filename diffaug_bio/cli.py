@@ -173,13 +173,14 @@ def cli(quiet: bool, verbose: bool) -> None:
 
 
 @cli.command()
-@click.argument("input_file", metavar="INPUT.h5ad", type=click.Path(dir_okay=False))
+@click.argument("input_file", metavar="INPUT", type=click.Path(dir_okay=False))
 @click.option(
     "-o",
     "--output",
     type=click.Path(dir_okay=False),
     default=None,
-    help="Write here; without it INPUT is updated in place, atomically.",
+    help="Write here; without it an .h5ad INPUT is updated in place, atomically, and a "
+    "table INPUT gets an .h5ad beside it.",
 )
 @click.option("--layer", default=None, help="Use adata.layers[NAME] instead of X.")
 @click.option("--key-added", default=tl.DEFAULT_KEY, show_default=True, help="obsm key to write.")
@@ -198,6 +199,19 @@ def cli(quiet: bool, verbose: bool) -> None:
     help="Apply a saved model instead of training (genes must match).",
 )
 @click.option(
+    "--align-genes",
+    is_flag=True,
+    help="With --model: match genes by name; the model's genes missing from INPUT get their "
+    "training mean (named in a warning) instead of an error.",
+)
+@click.option(
+    "--obs-columns",
+    default="",
+    metavar="A,B,…",
+    help="CSV/TSV input: annotation columns, kept in obs (every other column is a feature).",
+)
+@click.option("--index-column", default=None, help="CSV/TSV input: the column of sample names.")
+@click.option(
     "--backed",
     is_flag=True,
     help="Read the matrix from disk a block at a time instead of loading it (large files).",
@@ -209,9 +223,9 @@ def cli(quiet: bool, verbose: bool) -> None:
     help="Train on a random sample of this many cells, embed all "
     f"[default: all; {tl.DEFAULT_BACKED_TRAIN_CELLS:,} with --backed].",
 )
-def embed(input_file, output, layer, key_added, save_model, model_dir, backed, train_cells,
-          **options) -> None:  # fmt: skip
-    """Embed the cells of an .h5ad file into obsm[KEY].
+def embed(input_file, output, layer, key_added, save_model, model_dir, align_genes, obs_columns,
+          index_column, backed, train_cells, **options) -> None:  # fmt: skip
+    """Embed the cells of an .h5ad file (or the rows of a CSV/TSV feature table) into obsm[KEY].
 
     Raw counts are detected and normalised (normalize_total + log1p); with more than 2,000
     genes the highly variable ones are used. Writes obsm[KEY] and uns["diffaug"]["params"].
@@ -224,13 +238,19 @@ def embed(input_file, output, layer, key_added, save_model, model_dir, backed, t
       diffaug-bio embed cells.h5ad --layer counts --save-model model/
       diffaug-bio embed new_cells.h5ad --model model/ -o new_cells.embedded.h5ad
       diffaug-bio embed atlas.h5ad --backed --train-cells 50000 -o atlas.embedded.h5ad
+      diffaug-bio embed other_cells.h5ad --model model/ --align-genes -o other.h5ad
+      diffaug-bio embed proteins.csv --obs-columns patient,tissue --index-column sample_id
     """
-    destination = Path(output) if output else Path(input_file)
+    if align_genes and model_dir is None:
+        raise click.UsageError("--align-genes applies a saved model: give --model DIR too")
+    destination = Path(output) if output else tl.default_output(input_file)
     extra = method_options(options)
     if model_dir is None:  # fail on bad method options before reading anything
         build_method(options["method"], EXPRESSION, **extra)
-    model = tl.embed_h5ad(input_file, destination, backed=backed, layer=layer,
+    model = tl.embed_file(input_file, destination, backed=backed, layer=layer,
                           key_added=key_added, train_cells=train_cells, model=model_dir,
+                          align_genes=align_genes, index_column=index_column,
+                          obs_columns=[c.strip() for c in obs_columns.split(",") if c.strip()],
                           **options, **extra)  # fmt: skip
     logger.info("wrote obsm[%r] (%d dimensions) to %s", key_added, model.dim, destination)
     if save_model and distributed.is_main():

@@ -136,16 +136,19 @@ class EmbeddingModel:
         self,
         data: ad.AnnData | BackedMatrix | SequenceSet | np.ndarray | torch.Tensor,
         device: str = "cpu",
+        align_genes: bool = False,
     ) -> np.ndarray:
         """Embeddings (n, dim) float32 of raw input (AnnData, a backed file's matrix,
         SequenceSet) or of prepared tensors. Cells are prepared and embedded a block at a
-        time, so memory stays flat however many there are."""
+        time, so memory stays flat however many there are. ``align_genes``: cells lacking
+        some of the model's genes get those genes' training mean (with a warning) instead
+        of an error."""
         if self.encoder is None:
             raise InputError("the model is not trained yet: call fit() or load() first")
         torch_device = resolve_device(device)
         encoder = self.encoder.to(torch_device)
         if isinstance(data, ad.AnnData | BackedMatrix):
-            blocks = self._prepared_blocks(data)
+            blocks = self._prepared_blocks(data, align_genes)
         else:
             blocks = [self.prepare(data) if isinstance(data, SequenceSet) else data]
         embedding = np.concatenate(
@@ -154,11 +157,13 @@ class EmbeddingModel:
         self.encoder.cpu()
         return embedding
 
-    def _prepared_blocks(self, data: ad.AnnData | BackedMatrix) -> Iterator[torch.Tensor]:
+    def _prepared_blocks(
+        self, data: ad.AnnData | BackedMatrix, align_genes: bool
+    ) -> Iterator[torch.Tensor]:
         if self.modality.name != "expression":
             raise InputError("this is a DNA model: give it sequences")
         matrix = data if isinstance(data, BackedMatrix) else get_matrix(data, self.recipe.layer)
-        index = self.recipe.gene_index(data.var_names)
+        index = self.recipe.gene_index(data.var_names, align_genes)
         blocks = row_blocks(matrix)
         for _, block in progress(blocks, "embedding cells", -(-matrix.shape[0] // BLOCK_ROWS)):
             yield torch.from_numpy(self.recipe.transform_rows(block, index))

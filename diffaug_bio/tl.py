@@ -11,6 +11,7 @@ import json
 import logging
 import os
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -32,6 +33,7 @@ from .io.h5ad import (
     write_h5ad_atomic,
 )
 from .io.sequences import SequenceEncoding, SequenceSet, one_hot_decode, read_sequence_file
+from .io.tables import read_feature_table, table_separator
 from .methods import DEFAULT_METHOD
 from .model import EmbeddingModel
 
@@ -87,6 +89,7 @@ def embed(
     n_top_genes: int = 2000,
     train_cells: int | None = None,
     model: EmbeddingModel | str | os.PathLike | None = None,
+    align_genes: bool = False,
     **method_options: object,
 ) -> EmbeddingModel:
     """Learn a contrastive embedding of the cells (or apply a saved ``model``).
@@ -94,6 +97,8 @@ def embed(
     Writes ``adata.obsm[key_added]`` (float32, n_obs × dim) and ``adata.uns["diffaug"]``;
     nothing else in ``adata`` changes. Returns the model, ready to ``save`` or reapply.
     ``train_cells``: train on a random sample of this many cells (None: all), embed all.
+    ``align_genes`` (with ``model``): genes of the model missing from ``adata`` get their
+    training mean, with a warning naming them, instead of an error.
     ``method_options`` go to the method, e.g. ``loss="tkernel"`` or ``rounds=3`` for diffaug.
     """
     if model is not None:
@@ -104,7 +109,7 @@ def embed(
             train_cells=train_cells, method=method, epochs=epochs, dim=dim, seed=seed,
             device=device, **method_options,
         )  # fmt: skip
-    adata.obsm[key_added] = model.embed(adata, device)
+    adata.obsm[key_added] = model.embed(adata, device, align_genes)
     _record_params(adata, model, **_expression_params(model, key_added, train_cells))
     return model
 
@@ -135,7 +140,28 @@ def _train_expression(
     return model.fit(prepared, method, epochs, seed, device, **method_options)
 
 
-def embed_h5ad(
+def read_cells(
+    path: str | os.PathLike, obs_columns: Sequence[str] = (), index_column: str | None = None
+) -> ad.AnnData:
+    """An ``.h5ad`` file, or a CSV / TSV feature table (see :func:`io.read_feature_table`)."""
+    if table_separator(path) is not None:
+        return read_feature_table(path, obs_columns, index_column)
+    if obs_columns or index_column:
+        raise InputError(f"{path}: --obs-columns / --index-column apply to CSV / TSV tables only")
+    return read_h5ad(path)
+
+
+def default_output(path: str | os.PathLike) -> Path:
+    """Where ``embed`` writes without ``-o``: the ``.h5ad`` itself (replaced atomically), or
+    for a feature table an ``.h5ad`` beside it (a table has no place for an embedding)."""
+    path = Path(path)
+    if table_separator(path) is None:
+        return path
+    stem = path.name.removesuffix(".gz").rsplit(".", 1)[0]
+    return path.with_name(stem + ".h5ad")
+
+
+def embed_file(
     path: str | os.PathLike,
     output: str | os.PathLike | None = None,
     *,
@@ -144,26 +170,33 @@ def embed_h5ad(
     key_added: str = DEFAULT_KEY,
     train_cells: int | None = None,
     model: EmbeddingModel | str | os.PathLike | None = None,
+    align_genes: bool = False,
+    obs_columns: Sequence[str] = (),
+    index_column: str | None = None,
     device: str = "auto",
     **options: object,
 ) -> EmbeddingModel:
-    """:func:`embed` from an ``.h5ad`` file to ``output`` (default: the file itself, replaced
-    atomically). ``backed=True`` never loads the matrix: the model trains on a random
-    sample of ``train_cells`` cells (default 20,000) read block by block, every cell is
-    embedded a block at a time, and ``obsm`` / ``uns`` are written into a copy of the file,
-    so memory stays flat as the number of cells grows. ``options`` go to :func:`embed`."""
-    destination = Path(output) if output is not None else Path(path)
+    """:func:`embed` from an ``.h5ad`` file or a CSV / TSV feature table to ``output``
+    (default: :func:`default_output`; an ``.h5ad`` is replaced atomically). ``backed=True``
+    (``.h5ad`` only) never loads the matrix: the model trains on a random sample of
+    ``train_cells`` cells (default 20,000) read block by block, every cell is embedded a
+    block at a time, and ``obsm`` / ``uns`` are written into a copy of the file, so memory
+    stays flat as the number of cells grows. ``options`` go to :func:`embed`."""
+    destination = Path(output) if output is not None else default_output(path)
     if not backed:
-        adata = read_h5ad(path)
+        adata = read_cells(path, obs_columns, index_column)
         check_writable(destination)
         if model is None:
             get_matrix(adata, layer)  # fail on an unknown layer before any work
         logger.info("read %s: %d cells × %d genes", path, adata.n_obs, adata.n_vars)
         fitted = embed(adata, layer=layer, key_added=key_added, train_cells=train_cells,
-                       model=model, device=device, **options)  # fmt: skip
+                       model=model, align_genes=align_genes, device=device,
+                       **options)  # fmt: skip
         if distributed.is_main():
             write_h5ad_atomic(adata, destination)
         return fitted
+    if table_separator(path) is not None:
+        raise InputError(f"{path}: --backed reads .h5ad files; a table is read whole")
     check_writable(destination)
     fitted = _load(model, "expression") if model is not None else None
     train_cells = None if fitted else train_cells or DEFAULT_BACKED_TRAIN_CELLS
@@ -174,7 +207,7 @@ def embed_h5ad(
                                        device=device, **options)  # fmt: skip
         if not distributed.is_main():  # the other ranks only helped to train
             return fitted
-        embedding = fitted.embed(matrix, device)
+        embedding = fitted.embed(matrix, device, align_genes)
     params = _params(fitted, **_expression_params(fitted, key_added, train_cells))
     write_embedding_beside(path, destination, key_added, embedding, params)
     return fitted

@@ -11,6 +11,7 @@ from .sequences import (
     read_sequence_file,
     write_fasta,
 )
+from .tables import read_feature_table
 
 __all__ = [
     "ExpressionPreprocessing",
@@ -20,6 +21,7 @@ __all__ = [
     "one_hot_decode",
     "one_hot_encode",
     "read_benchmark_folder",
+    "read_feature_table",
     "read_h5ad",
     "read_sequence_file",
     "write_fasta",

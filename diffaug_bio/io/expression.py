@@ -109,7 +109,7 @@ def _log_normalise(matrix: np.ndarray | sparse.spmatrix) -> np.ndarray | sparse.
 def _dense(matrix: np.ndarray | sparse.spmatrix) -> np.ndarray:
     if sparse.issparse(matrix):
         return matrix.toarray().astype(np.float32, copy=False)
-    return np.asarray(matrix, dtype=np.float32)
+    return np.ascontiguousarray(matrix, dtype=np.float32)  # one layout: same sums, same result
 
 
 @dataclass
@@ -168,26 +168,40 @@ class ExpressionPreprocessing:
         matrix = get_matrix(adata, self.layer)
         return self.transform_rows(matrix, self.gene_index(adata.var_names))
 
-    def gene_index(self, var_names: pd.Index) -> np.ndarray:
-        """Positions of the recipe's genes in ``var_names``; a clear error if any is missing."""
+    def gene_index(self, var_names: pd.Index, align: bool = False) -> np.ndarray:
+        """Positions of the recipe's genes in ``var_names``. A missing gene is a clear error,
+        or, with ``align``, a warning naming it and position −1: :meth:`transform_rows` then
+        gives it its training mean (0 after standardising), the least informative value."""
         index = var_names.get_indexer(self.genes)
         missing = [gene for gene, position in zip(self.genes, index) if position < 0]
         if missing:
             shown = ", ".join(missing[:5]) + (" …" if len(missing) > 5 else "")
-            raise InputError(
-                f"the data lacks {len(missing)} of the model's {len(self.genes)} genes ({shown})"
-            )
+            lacks = f"the data lacks {len(missing)} of the model's {len(self.genes)} genes"
+            if not align:
+                raise InputError(
+                    f"{lacks} ({shown}); to align by name, use --align-genes "
+                    "(align_genes=True in Python)"
+                )
+            if len(missing) == len(self.genes):
+                raise InputError(f"{lacks}: no gene name in common, nothing to align")
+            logger.warning("%s, set to their training mean: %s", lacks, shown)
         return index
 
     def transform_rows(self, matrix: np.ndarray | sparse.spmatrix, index: np.ndarray) -> np.ndarray:
         """The recipe on a block of rows (all cells, or one chunk of a large file);
-        ``index`` is :meth:`gene_index` of the block's columns."""
+        ``index`` is :meth:`gene_index` of the block's columns (−1: gene absent)."""
         check_finite(matrix, f"layer {self.layer!r}" if self.layer else "X")
         if self.normalise:
             if not looks_like_counts(matrix):
                 raise InputError("the model was trained on raw counts, but these values are not")
             matrix = _log_normalise(matrix)
-        return self._standardise(_dense(matrix[:, index]))
+        present = index >= 0
+        if present.all():
+            return self._standardise(_dense(matrix[:, index]))
+        dense = np.empty((matrix.shape[0], len(self.genes)), dtype=np.float32)
+        dense[:, present] = _dense(matrix[:, index[present]])
+        dense[:, ~present] = self.mean[~present]
+        return self._standardise(dense)
 
     def _standardise(self, dense: np.ndarray) -> np.ndarray:
         """(x − mean) / sd clipped at ±10, float32, with one temporary (large blocks)."""
