@@ -7,13 +7,9 @@ import logging
 import os
 from pathlib import Path
 
-import matplotlib
-
-matplotlib.use("Agg")
-
 import scanpy as sc
 
-from . import tl
+from . import pl, tl
 from ._errors import InputError
 from .evaluate import knn_accuracy, leiden_scores
 from .io.h5ad import write_h5ad_atomic
@@ -51,9 +47,7 @@ def run_demo(
     }
     sc.pp.neighbors(adata, use_rep=tl.DEFAULT_KEY, random_state=seed)
     sc.tl.umap(adata, random_state=seed)
-    figure = sc.pl.umap(adata, color=LABEL, show=False, return_fig=True,
-                        title=f"pbmc68k_reduced, diffaug-bio ({method})")  # fmt: skip
-    figure.savefig(outdir / "umap.png", dpi=120, bbox_inches="tight")
+    pl.umap(adata, [LABEL], outdir / "umap.png", title=f"pbmc68k_reduced, diffaug-bio ({method})")
     write_h5ad_atomic(adata, outdir / "pbmc68k_reduced.h5ad")
     (outdir / "scores.json").write_text(json.dumps(scores, indent=1))
     return scores
