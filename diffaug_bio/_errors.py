@@ -1,5 +1,23 @@
 """The one exception type that means "the user's input is wrong", not "the program is broken"."""
 
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Iterator
+
 
 class InputError(ValueError):
     """Bad input or bad usage: the CLI prints the message on one line and exits with status 2."""
+
+
+@contextlib.contextmanager
+def naming(source: str | os.PathLike) -> Iterator[None]:
+    """Prefix the InputErrors raised inside with ``source: `` (the file being worked on),
+    unless they name it already, so that every message says which input is wrong."""
+    try:
+        yield
+    except InputError as error:
+        if str(source) in str(error):
+            raise
+        raise InputError(f"{source}: {error}") from error

@@ -196,7 +196,7 @@ class EmbeddingModel:
             self.diffusion.generate(
                 prepared, condition, level, steps, generator, torch_device, guidance
             )
-            for _ in range(n)
+            for _ in progress(range(n), "generating positives")
         ]
         self.diffusion.cpu()
         return torch.cat(copies)

@@ -21,7 +21,7 @@ import pandas as pd
 from sklearn.model_selection import train_test_split
 
 from . import __version__, distributed
-from ._errors import InputError
+from ._errors import InputError, naming
 from .evaluate import linear_probe, majority_fraction
 from .io.expression import ExpressionPreprocessing, RowReadable, get_matrix, sample_rows
 from .io.genomic_benchmarks import load_dna_dataset
@@ -183,22 +183,38 @@ def embed_file(
     block at a time, and ``obsm`` / ``uns`` are written into a copy of the file, so memory
     stays flat as the number of cells grows. ``options`` go to :func:`embed`."""
     destination = Path(output) if output is not None else default_output(path)
-    if not backed:
+    fitted = _load(model, "expression") if model is not None else None
+    check_writable(destination)
+    with naming(path):
+        if backed:
+            return _embed_backed(path, destination, layer, key_added, train_cells, fitted,
+                                 align_genes, device, **options)  # fmt: skip
         adata = read_cells(path, obs_columns, index_column)
-        check_writable(destination)
-        if model is None:
+        if fitted is None:
             get_matrix(adata, layer)  # fail on an unknown layer before any work
         logger.info("read %s: %d cells × %d genes", path, adata.n_obs, adata.n_vars)
         fitted = embed(adata, layer=layer, key_added=key_added, train_cells=train_cells,
-                       model=model, align_genes=align_genes, device=device,
+                       model=fitted, align_genes=align_genes, device=device,
                        **options)  # fmt: skip
-        if distributed.is_main():
-            write_h5ad_atomic(adata, destination)
-        return fitted
+    if distributed.is_main():
+        write_h5ad_atomic(adata, destination)
+    return fitted
+
+
+def _embed_backed(
+    path: str | os.PathLike,
+    destination: Path,
+    layer: str | None,
+    key_added: str,
+    train_cells: int | None,
+    fitted: EmbeddingModel | None,
+    align_genes: bool,
+    device: str,
+    **options: object,
+) -> EmbeddingModel:
+    """:func:`embed_file` with ``backed=True``: the matrix is read a block at a time."""
     if table_separator(path) is not None:
         raise InputError(f"{path}: --backed reads .h5ad files; a table is read whole")
-    check_writable(destination)
-    fitted = _load(model, "expression") if model is not None else None
     train_cells = None if fitted else train_cells or DEFAULT_BACKED_TRAIN_CELLS
     with BackedMatrix(path, fitted.recipe.layer if fitted else layer) as matrix:
         logger.info("opened %s backed: %d cells × %d genes", path, *matrix.shape)
@@ -282,13 +298,16 @@ def train_dna(
     """Train a sequence encoder on the train split (labels unused), embed every sequence and
     score a linear probe (fit on train-split embeddings, accuracy on the test split)."""
     start = time.perf_counter()
-    if not isinstance(dataset, SequenceSet):
-        dataset = load_dna_dataset(str(dataset), gb_root)
-    splits = probe_splits(dataset, seed)
-    dataset = SequenceSet(dataset.ids, dataset.sequences, dataset.labels, list(splits))
-    train = splits == "train"
-    encoding = SequenceEncoding.fit(dataset.subset(train), max_len)
-    one_hot = encoding.transform(dataset)
+    with naming(dataset if not isinstance(dataset, SequenceSet) else "sequences"):
+        if not isinstance(dataset, SequenceSet):
+            dataset = load_dna_dataset(str(dataset), gb_root)
+        splits = probe_splits(dataset, seed)
+        dataset = SequenceSet(dataset.ids, dataset.sequences, dataset.labels, list(splits))
+        train = splits == "train"
+        encoding = SequenceEncoding.fit(dataset.subset(train), max_len)
+        one_hot = encoding.transform(dataset)
+        if train.sum() < 2:
+            raise InputError(f"{train.sum()} training sequences; training needs at least 2")
     logger.info("read %d sequences (%d train), window %d bp", len(dataset), train.sum(),
                 encoding.max_len)  # fmt: skip
     model = EmbeddingModel.for_dna(encoding, encoder, dim)
@@ -323,10 +342,11 @@ def embed_dna(
     device: str = "auto",
 ) -> ad.AnnData:
     """Embed sequences (a file path or SequenceSet) with a saved DNA model."""
-    if not isinstance(sequences, SequenceSet):
-        sequences = read_sequence_file(sequences)
     model = _load(model, "dna")
-    adata = sequences_adata(sequences, model.embed(sequences, device))
+    with naming(sequences if not isinstance(sequences, SequenceSet) else "sequences"):
+        if not isinstance(sequences, SequenceSet):
+            sequences = read_sequence_file(sequences)
+        adata = sequences_adata(sequences, model.embed(sequences, device))
     _record_params(adata, model, max_len=model.recipe.max_len)
     return adata
 
@@ -345,11 +365,14 @@ def augment(
     noise outside it), obs copied from the source cell plus ``source`` and ``copy``.
     Sequences → a SequenceSet of valid A/C/G/T sequences named ``ID-augK``.
     """
-    if isinstance(data, str | os.PathLike):
-        path = Path(data)
-        data = read_h5ad(path) if path.suffix == ".h5ad" else read_sequence_file(path)
+    source = data if isinstance(data, str | os.PathLike) else "input"
+    with naming(source):
+        if isinstance(data, str | os.PathLike):
+            path = Path(data)
+            data = read_h5ad(path) if path.suffix == ".h5ad" else read_sequence_file(path)
     model = _load(model, "expression" if isinstance(data, ad.AnnData) else "dna")
-    generated = model.augment(data, n, seed, device).numpy()
+    with naming(source):
+        generated = model.augment(data, n, seed, device).numpy()
     copies = np.repeat(np.arange(n), len(data) if isinstance(data, SequenceSet) else data.n_obs)
     if isinstance(data, SequenceSet):
         sources = np.tile(np.arange(len(data)), n)

@@ -85,6 +85,22 @@ def check_finite(matrix: np.ndarray | sparse.spmatrix, what: str) -> None:
         raise InputError(f"{what} holds {bad} NaN or infinite values; clean them before embedding")
 
 
+def check_values(matrix: np.ndarray | sparse.spmatrix, what: str) -> None:
+    """Refuse what no recipe can use: NaN / inf, a matrix that is zero everywhere, and
+    negative values among integers (counts with an error in them: scaled or log data are
+    not integers, so they pass)."""
+    check_finite(matrix, what)
+    values = _values(matrix)
+    if not values.any():
+        raise InputError(f"{what} is zero everywhere; there is nothing to embed")
+    negative = values < 0
+    if negative.any() and np.all(np.mod(values, 1) == 0):
+        raise InputError(
+            f"{what} holds negative values where counts are expected "
+            f"({int(negative.sum())} values < 0, smallest {values.min():g})"
+        )
+
+
 def looks_like_counts(matrix: np.ndarray | sparse.spmatrix) -> bool:
     """True when every stored value is a non-negative integer."""
     values = _values(matrix)
@@ -97,9 +113,12 @@ def _log_normalise(matrix: np.ndarray | sparse.spmatrix) -> np.ndarray | sparse.
         matrix = sparse.csr_matrix(matrix, dtype=np.float32, copy=True)
     else:
         matrix = np.array(matrix, dtype=np.float32)
-    if np.any(np.asarray(matrix.sum(axis=1)).ravel() == 0):
-        empty = int(np.sum(np.asarray(matrix.sum(axis=1)).ravel() == 0))
-        raise InputError(f"{empty} cells have no counts at all; filter them out first")
+    empty = int(np.sum(np.asarray(matrix.sum(axis=1)).ravel() == 0))
+    if empty:
+        raise InputError(
+            f"{empty} of {matrix.shape[0]} cells have no counts at all; filter them out first "
+            "(sc.pp.filter_cells(adata, min_counts=1))"
+        )
     scratch = ad.AnnData(matrix)
     sc.pp.normalize_total(scratch, target_sum=TARGET_SUM)
     sc.pp.log1p(scratch)
@@ -140,7 +159,7 @@ class ExpressionPreprocessing:
         """:meth:`fit` on a matrix of cells (all of them, or a sample of a large file) whose
         columns are ``var_names``, taken from ``layer`` (None: X)."""
         source = f"layer {layer!r}" if layer else "X"
-        check_finite(matrix, source)
+        check_values(matrix, source)
         normalise = looks_like_counts(matrix)
         if normalise:
             matrix = _log_normalise(matrix)

@@ -1,0 +1,201 @@
+"""Issue 8's list of bad inputs: each ends with exit status 2, one line on stderr naming the
+problem and the file or option, no traceback, the input byte-for-byte unchanged and no
+output written."""
+
+from __future__ import annotations
+
+import shutil
+import sys
+from pathlib import Path
+
+import anndata as ad
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from scipy import sparse
+
+import diffaug_bio as dab
+from diffaug_bio.cli import cli
+
+
+def cells_file(path: Path, matrix, layers: dict | None = None) -> Path:
+    matrix = np.asarray(matrix, dtype=np.float32)
+    adata = ad.AnnData(matrix, layers=layers)
+    adata.obs_names = [f"c{i}" for i in range(adata.n_obs)]
+    adata.var_names = [f"g{j}" for j in range(adata.n_vars)]
+    adata.write_h5ad(path)
+    return path
+
+
+def counts(n_cells: int = 40, n_genes: int = 30, seed: int = 0) -> np.ndarray:
+    return np.random.default_rng(seed).poisson(3, (n_cells, n_genes)).astype(np.float32)
+
+
+def make_inputs(tmp: Path, bladder_path: Path, nontata_dir: Path) -> dict[str, Path]:
+    """Every bad input of the list, written under ``tmp``; returns name → path."""
+    files: dict[str, Path] = {}
+    truncated = bladder_path.read_bytes()
+    (tmp / "truncated.h5ad").write_bytes(truncated[: len(truncated) // 2])
+    files["truncated"] = tmp / "truncated.h5ad"
+    files["no_cells"] = cells_file(tmp / "no_cells.h5ad", np.zeros((0, 5)))
+    files["no_genes"] = cells_file(tmp / "no_genes.h5ad", np.zeros((5, 0)))
+    with_nan = counts()
+    with_nan[3, 4] = np.nan
+    files["nan"] = cells_file(tmp / "nan.h5ad", with_nan)
+    with_inf = counts()
+    with_inf[0, 0] = np.inf
+    files["inf"] = cells_file(tmp / "inf.h5ad", with_inf)
+    negative = counts()
+    negative[1, 1] = -2
+    files["negative_counts"] = cells_file(
+        tmp / "negative_counts.h5ad", counts(), layers={"counts": negative}
+    )
+    zero_cell = counts()
+    zero_cell[7] = 0
+    files["zero_cell"] = cells_file(tmp / "zero_cell.h5ad", zero_cell)
+    files["all_zero"] = cells_file(tmp / "all_zero.h5ad", np.zeros((40, 30)))
+    files["one_cell"] = cells_file(tmp / "one_cell.h5ad", counts(1))
+    (tmp / "empty.fa").write_text("")
+    files["empty_fasta"] = tmp / "empty.fa"
+    (tmp / "not_iupac.fa").write_text(">s1\nACGTACGT\n>s2\nACGTXACGT\n")
+    files["not_iupac"] = tmp / "not_iupac.fa"
+    (tmp / "empty_seq.fa").write_text(">s1\nACGTACGT\n>s2\n\n>s3\nACGT\n")
+    files["empty_sequence"] = tmp / "empty_seq.fa"
+    one_class = tmp / "one_class"
+    for split in ("train", "test"):
+        shutil.copytree(nontata_dir / split / "positive", one_class / split / "positive")
+    files["one_class"] = one_class
+    no_test = tmp / "no_test"
+    shutil.copytree(nontata_dir / "train", no_test / "train")
+    files["no_test"] = no_test
+    (tmp / "no_seq.csv").write_text("sequence,label\nACGT,0\nACGA,1\n")
+    files["no_seq_column"] = tmp / "no_seq.csv"
+    return files
+
+
+CASES = {
+    "missing file": (["embed", "{tmp}/missing.h5ad"], "missing.h5ad: no such file"),
+    "truncated h5ad": (["embed", "{truncated}"], "truncated.h5ad: cannot be read as AnnData"),
+    "0 cells": (["embed", "{no_cells}"], "no_cells.h5ad: empty AnnData (0 cells"),
+    "0 genes": (["embed", "{no_genes}"], "no_genes.h5ad: empty AnnData (5 cells × 0 genes)"),
+    "NaN": (["embed", "{nan}"], "nan.h5ad: X holds 1 NaN or infinite values"),
+    "inf": (["embed", "{inf}"], "inf.h5ad: X holds 1 NaN or infinite values"),
+    "negative counts": (
+        ["embed", "{negative_counts}", "--layer", "counts"],
+        "negative_counts.h5ad: layer 'counts' holds negative values where counts are expected",
+    ),
+    "unknown layer": (["embed", "{bladder}", "--layer", "spliced"], "unknown layer 'spliced'"),
+    "all-zero cell": (
+        ["embed", "{zero_cell}"],
+        "zero_cell.h5ad: 1 of 40 cells have no counts at all",
+    ),
+    "all-zero matrix": (["embed", "{all_zero}"], "all_zero.h5ad: X is zero everywhere"),
+    "one cell": (
+        ["embed", "{one_cell}"],
+        "one_cell.h5ad: contrastive training needs at least 2 items, got 1",
+    ),
+    "fasta without records": (
+        ["train-dna", "{empty_fasta}", "-o", "{tmp}/run"],
+        "empty.fa: holds no sequences",
+    ),
+    "not IUPAC": (
+        ["train-dna", "{not_iupac}", "-o", "{tmp}/run"],
+        "not_iupac.fa: sequence s2 holds characters outside the IUPAC DNA",
+    ),
+    "empty sequence": (
+        ["train-dna", "{empty_sequence}", "-o", "{tmp}/run"],
+        "empty_seq.fa: 1 empty sequences (first: s2)",
+    ),
+    "unknown benchmark offline": (
+        ["train-dna", "no_such_dataset", "--gb-root", "{tmp}", "-o", "{tmp}/run"],
+        "no_such_dataset",
+    ),
+    "benchmark with one class": (
+        ["train-dna", "{one_class}", "-o", "{tmp}/run"],
+        "one_class/train: needs at least two class folders, found 1",
+    ),
+    "benchmark without test": (
+        ["train-dna", "{no_test}", "-o", "{tmp}/run"],
+        "no_test: not a Genomic Benchmarks folder (no test/ inside",
+    ),
+    "csv without seq": (
+        ["train-dna", "{no_seq_column}", "-o", "{tmp}/run"],
+        "no_seq.csv: no 'seq' column",
+    ),
+    "model of the other modality": (
+        ["embed-dna", "{promoters}", "--model", "{cells_model}", "-o", "{tmp}/o.h5ad"],
+        "holds a expression model, but dna input",
+    ),
+    "model with other genes": (
+        ["embed", "{bladder}", "--model", "{cells_model}", "-o", "{tmp}/o.h5ad"],
+        "bladder_small.h5ad: the data lacks 30 of the model's 30 genes",
+    ),
+    "output folder missing": (
+        ["embed", "{bladder}", "-o", "{tmp}/no/such/dir/o.h5ad"],
+        "o.h5ad: output folder",
+    ),
+    "epochs 0": (["embed", "{bladder}", "--epochs", "0"], "--epochs"),
+    "categorical process on cells": (
+        ["embed", "{bladder}", "--process", "categorical"],
+        "needs one-hot data",
+    ),
+    "unwritable output": (
+        ["embed", "{bladder}", "-o", "{bladder}/inside.h5ad"],
+        "inside.h5ad",
+    ),
+}
+
+
+@pytest.fixture(scope="module")
+def inputs(tmp_path_factory, request):
+    tmp = tmp_path_factory.mktemp("bad")
+    data = Path(request.config.rootpath) / "tests" / "data"
+    files = make_inputs(tmp, data / "bladder_small.h5ad", data / "nontata_small")
+    model_data = ad.read_h5ad(cells_file(tmp / "model_cells.h5ad", counts()))
+    dab.tl.embed(model_data, "simclr", epochs=1, dim=4).save(tmp / "cells_model")
+    files["cells_model"] = tmp / "cells_model"
+    return tmp, files
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_bad_input_exits_2_with_one_line_and_leaves_files_alone(
+    case, inputs, bladder_path, promoters_fasta, monkeypatch, digest
+):
+    tmp, files = inputs
+    monkeypatch.setitem(sys.modules, "genomic_benchmarks", None)  # offline, no package
+    monkeypatch.setattr("diffaug_bio.io.genomic_benchmarks.DEFAULT_CACHE", tmp / "cache")
+    args, message = CASES[case]
+    names = {"tmp": tmp, "bladder": bladder_path, "promoters": promoters_fasta, **files}
+    args = [a.format(**names) for a in args]
+    watched = [Path(a) for a in args if Path(a).is_file()]
+    before = {path: digest(path) for path in watched}
+    outputs_before = set(tmp.rglob("*"))
+
+    quiet = CliRunner().invoke(cli, ["-q", *args])
+    result = CliRunner().invoke(cli, args)
+
+    assert quiet.exit_code == result.exit_code == 2, result.output
+    lines = quiet.output.strip().splitlines()  # with -q: only the error line
+    assert len(lines) == 1 and message in lines[0], lines
+    assert lines[0].startswith("diffaug-bio: error: ")
+    errors = [line for line in result.output.splitlines() if "error" in line]
+    assert errors == lines and "Traceback" not in result.output
+    assert {path: digest(path) for path in watched} == before
+    assert set(tmp.rglob("*")) == outputs_before  # nothing half-written left behind
+
+
+def test_fewer_cells_than_a_batch_still_train(tmp_path):
+    """Policy: a dataset smaller than one batch is one (smaller) batch, not an error."""
+    path = cells_file(tmp_path / "few.h5ad", counts(12))
+    result = CliRunner().invoke(cli, ["embed", str(path), "--method", "simclr", "--epochs", "2"])
+    assert result.exit_code == 0, result.output
+    embedding = ad.read_h5ad(path).obsm["X_diffaug"]
+    assert embedding.shape == (12, 50) and np.isfinite(embedding).all()
+
+
+def test_sparse_input_with_nan_is_caught_too(tmp_path):
+    matrix = sparse.random(30, 20, density=0.3, format="csr", dtype=np.float32, random_state=0)
+    matrix.data[0] = np.nan
+    adata = ad.AnnData(matrix)
+    with pytest.raises(dab.InputError, match="NaN or infinite"):
+        dab.tl.embed(adata, "simclr", epochs=1)
