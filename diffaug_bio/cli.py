@@ -17,7 +17,8 @@ from . import __version__, distributed, tl
 from ._errors import InputError
 from ._utils import set_progress
 from .contrastive.losses import LOSSES
-from .io.h5ad import check_output_folder, check_writable, write_h5ad_atomic
+from .io.files import check_output_folder, check_writable
+from .io.h5ad import write_h5ad_atomic
 from .io.sequences import SequenceSet, write_fasta
 from .methods import METHODS, build_method
 from .methods.du import PRIORS

@@ -24,14 +24,9 @@ from . import __version__, distributed
 from ._errors import InputError, naming
 from .evaluate import linear_probe, majority_fraction
 from .io.expression import ExpressionPreprocessing, RowReadable, get_matrix, sample_rows
+from .io.files import check_writable
 from .io.genomic_benchmarks import load_dna_dataset
-from .io.h5ad import (
-    BackedMatrix,
-    check_writable,
-    read_h5ad,
-    write_embedding_beside,
-    write_h5ad_atomic,
-)
+from .io.h5ad import BackedMatrix, read_h5ad, write_embedding_beside, write_h5ad_atomic
 from .io.sequences import SequenceEncoding, SequenceSet, one_hot_decode, read_sequence_file
 from .io.tables import read_feature_table, table_separator
 from .methods import DEFAULT_METHOD

@@ -199,3 +199,20 @@ def test_sparse_input_with_nan_is_caught_too(tmp_path):
     adata = ad.AnnData(matrix)
     with pytest.raises(dab.InputError, match="NaN or infinite"):
         dab.tl.embed(adata, "simclr", epochs=1)
+
+
+def test_a_non_finite_loss_stops_training_with_a_hint(bladder_path, tmp_path, monkeypatch, digest):
+    from diffaug_bio.contrastive import losses
+
+    infonce = losses.LOSSES["infonce"]
+    monkeypatch.setitem(losses.LOSSES, "infonce", lambda *a: infonce(*a) * float("nan"))
+    before = digest(bladder_path)
+    result = CliRunner().invoke(
+        cli, ["-q", "embed", str(bladder_path), "-o", str(tmp_path / "o.h5ad"), "--epochs", "2"]
+    )
+    assert result.exit_code == 1
+    assert result.output.strip().splitlines() == [
+        "diffaug-bio: error: the training loss became NaN or infinite; try a lower learning "
+        "rate or check the input for extreme values"
+    ]
+    assert digest(bladder_path) == before and not (tmp_path / "o.h5ad").exists()

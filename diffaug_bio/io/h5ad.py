@@ -2,12 +2,8 @@
 
 from __future__ import annotations
 
-import contextlib
 import os
 import shutil
-import tempfile
-from collections.abc import Iterator
-from pathlib import Path
 
 import anndata as ad
 import h5py
@@ -16,18 +12,7 @@ import pandas as pd
 from scipy import sparse
 
 from .._errors import InputError
-
-
-def check_readable(path: str | os.PathLike) -> Path:
-    """Return ``path`` as a Path if it names an existing regular file, else raise InputError."""
-    path = Path(path)
-    if not path.exists():
-        raise InputError(f"{path}: no such file")
-    if path.is_dir():
-        raise InputError(f"{path}: is a directory, expected a file")
-    if not os.access(path, os.R_OK):
-        raise InputError(f"{path}: permission denied")
-    return path
+from .files import atomic_replacement, check_readable
 
 
 def read_h5ad(path: str | os.PathLike, backed: bool = False) -> ad.AnnData:
@@ -102,58 +87,9 @@ class BackedMatrix:
         self.close()
 
 
-def check_writable(path: str | os.PathLike) -> Path:
-    """Fail early, before any training, if ``path`` cannot be written."""
-    path = Path(path)
-    folder = path.parent if str(path.parent) else Path(".")
-    if not folder.is_dir():
-        raise InputError(f"{path}: output folder {folder} does not exist")
-    if not os.access(folder, os.W_OK) or (path.exists() and not os.access(path, os.W_OK)):
-        raise InputError(f"{path}: not writable")
-    if path.is_dir():
-        raise InputError(f"{path}: is a directory, expected a file name")
-    return path
-
-
-def check_output_folder(folder: str | os.PathLike) -> Path:
-    """Fail early if ``folder`` (created with its parents if missing) cannot be written."""
-    folder = Path(folder)
-    if folder.exists() and not folder.is_dir():
-        raise InputError(f"{folder}: exists and is not a folder")
-    existing = folder
-    while not existing.exists():
-        existing = existing.parent
-    if not existing.is_dir() or not os.access(existing, os.W_OK):
-        raise InputError(f"{folder}: not writable")
-    return folder
-
-
-@contextlib.contextmanager
-def _atomic_replacement(path: str | os.PathLike) -> Iterator[str]:
-    """Yield a temporary file beside ``path``; when the block succeeds, rename it over ``path``.
-
-    A crash or kill at any moment leaves either the old file or the new one, never a
-    half-written file; the temporary file is removed on failure.
-    """
-    path = check_writable(path)
-    descriptor, temporary = tempfile.mkstemp(
-        dir=path.parent, prefix=f".{path.name}.", suffix=".tmp"
-    )
-    os.close(descriptor)
-    try:
-        yield temporary
-        mode = path.stat().st_mode & 0o777 if path.exists() else 0o666 & ~_umask()
-        os.chmod(temporary, mode)
-        os.replace(temporary, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(temporary)
-        raise
-
-
 def write_h5ad_atomic(adata: ad.AnnData, path: str | os.PathLike) -> None:
     """Write ``adata`` to ``path`` atomically (temporary file + rename)."""
-    with _atomic_replacement(path) as temporary:
+    with atomic_replacement(path) as temporary:
         adata.write_h5ad(temporary)
 
 
@@ -168,7 +104,7 @@ def write_embedding_beside(
     ``source``: the file is copied, the two elements are written into the copy through h5py,
     and the copy is renamed into place (``source`` is only read, even when it is
     ``destination``)."""
-    with _atomic_replacement(destination) as temporary:
+    with atomic_replacement(destination) as temporary:
         shutil.copyfile(source, temporary)
         with h5py.File(temporary, "r+") as file:
             for group, name, value in (
@@ -180,9 +116,3 @@ def write_embedding_beside(
                 if name in file[group]:
                     del file[group][name]
                 ad.io.write_elem(file[group], name, value)
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask

@@ -26,7 +26,7 @@ import torch
 from Bio import SeqIO
 
 from .._errors import InputError
-from .h5ad import check_readable
+from .files import atomic_replacement, check_readable
 
 logger = logging.getLogger("diffaug_bio")
 
@@ -127,17 +127,11 @@ def one_hot_decode(one_hot: np.ndarray | torch.Tensor) -> list[str]:
 
 
 def write_fasta(sequences: SequenceSet, path: str | os.PathLike) -> None:
-    """Write sequences as FASTA (60 columns), atomically: temp file beside ``path``, renamed."""
-    path = Path(path)
-    temporary = path.with_name(f".{path.name}.tmp")
-    try:
-        with open(temporary, "w") as handle:
-            for name, sequence in zip(sequences.ids, sequences.sequences):
-                lines = [sequence[i : i + 60] for i in range(0, len(sequence), 60)]
-                handle.write(f">{name}\n" + "\n".join(lines) + "\n")
-        os.replace(temporary, path)
-    finally:
-        temporary.unlink(missing_ok=True)
+    """Write sequences as FASTA (60 columns), atomically (temporary file beside ``path``)."""
+    with atomic_replacement(path) as temporary, open(temporary, "w") as handle:
+        for name, sequence in zip(sequences.ids, sequences.sequences):
+            lines = [sequence[i : i + 60] for i in range(0, len(sequence), 60)]
+            handle.write(f">{name}\n" + "\n".join(lines) + "\n")
 
 
 def _open_text(path: Path):

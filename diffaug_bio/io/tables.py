@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 
 from .._errors import InputError
-from .h5ad import check_readable
+from .files import check_readable
 
 TABLE_SUFFIXES = {".csv": ",", ".tsv": "\t", ".tab": "\t"}
 

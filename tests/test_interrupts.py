@@ -1,0 +1,67 @@
+"""Killed runs (SIGKILL, no chance to clean up) never damage the input or leave a
+half-written output: outputs are written to a temporary file and renamed into place."""
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+
+import anndata as ad
+import numpy as np
+import pytest
+
+from diffaug_bio.io.h5ad import write_h5ad_atomic
+
+pytestmark = pytest.mark.skipif(os.name != "posix", reason="SIGKILL is POSIX")
+
+
+def test_sigkill_during_training_leaves_the_input_intact(bladder_path, tmp_path, digest):
+    source = shutil.copy(bladder_path, tmp_path / "cells.h5ad")
+    before = digest(source)
+    command = [sys.executable, "-m", "diffaug_bio", "embed", str(source),
+               "--method", "simclr", "--epochs", "500"]  # fmt: skip
+    process = subprocess.Popen(command, stderr=subprocess.PIPE, text=True)
+    for line in process.stderr:  # wait until training has started, then kill
+        if "training" in line:
+            break
+    time.sleep(1.0)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    assert process.returncode == -signal.SIGKILL
+    assert digest(source) == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["cells.h5ad"]
+
+
+WRITER = textwrap.dedent("""
+    import sys
+    import anndata as ad, numpy as np
+    from diffaug_bio.io.h5ad import write_h5ad_atomic
+    adata = ad.AnnData(np.full((20_000, 2_000), 2.0, dtype=np.float32))
+    print("writing", flush=True)
+    write_h5ad_atomic(adata, sys.argv[1])
+""")
+
+
+def test_sigkill_during_a_write_leaves_the_old_or_the_new_file(tmp_path):
+    target = tmp_path / "out.h5ad"
+    ad.AnnData(np.ones((5, 3), dtype=np.float32)).write_h5ad(target)
+    process = subprocess.Popen([sys.executable, "-c", WRITER, str(target)],
+                               stdout=subprocess.PIPE, text=True)  # fmt: skip
+    assert process.stdout.readline().strip() == "writing"
+    deadline = time.monotonic() + 60
+    while not list(tmp_path.glob(".out.h5ad.*.tmp")) and time.monotonic() < deadline:
+        time.sleep(0.002)  # the temporary file exists: the write is under way
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+
+    written = ad.read_h5ad(target)  # never half-written: the old file or the whole new one
+    assert written.shape in {(5, 3), (20_000, 2_000)}
+    assert np.unique(written.X).tolist() in ([1.0], [2.0])
+    assert [p.name for p in tmp_path.iterdir() if not p.name.startswith(".")] == ["out.h5ad"]
+
+    write_h5ad_atomic(ad.AnnData(np.zeros((2, 2), dtype=np.float32)), target)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.h5ad"]  # orphan removed
+    assert ad.read_h5ad(target).shape == (2, 2)
