@@ -9,6 +9,16 @@ __version__ = "0.1.0"
 
 from . import evaluate, io, pl, tl
 from ._errors import InputError
+from .checkpoint import Checkpoints
 from .model import EmbeddingModel
 
-__all__ = ["EmbeddingModel", "InputError", "__version__", "evaluate", "io", "pl", "tl"]
+__all__ = [
+    "Checkpoints",
+    "EmbeddingModel",
+    "InputError",
+    "__version__",
+    "evaluate",
+    "io",
+    "pl",
+    "tl",
+]

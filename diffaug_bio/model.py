@@ -20,6 +20,7 @@ import torch
 from . import __version__, distributed
 from ._errors import InputError
 from ._utils import progress, resolve_device, seed_everything
+from .checkpoint import Checkpoints, data_digest
 from .diffusion import ConditionalDiffusion
 from .encoders import build_encoder, projection_head
 from .io.expression import BLOCK_ROWS, ExpressionPreprocessing, get_matrix, row_blocks
@@ -78,10 +79,13 @@ class EmbeddingModel:
         epochs: int | None = None,
         seed: int = 0,
         device: str = "auto",
+        checkpoints: Checkpoints | None = None,
         **method_options: object,
     ) -> EmbeddingModel:
         """Train a fresh encoder on encoder-ready ``data`` (see :meth:`prepare`), without labels.
 
+        ``checkpoints`` saves the run periodically and, with ``resume``, continues an
+        interrupted one to the same result (one process only).
         ``method_options`` go to the method (e.g. ``loss``, ``rounds`` for ``diffaug``).
         """
         data = torch.as_tensor(data, dtype=torch.float32)
@@ -95,8 +99,16 @@ class EmbeddingModel:
             raise InputError(
                 f"--method {method} cannot train under torchrun yet; run it in one process"
             )
+        checkpoints = checkpoints or Checkpoints()
+        if distributed.requested() and checkpoints.path is not None:
+            if checkpoints.resume:
+                raise InputError("--resume works in one process, not under torchrun yet")
+            checkpoints = Checkpoints()  # ranks would race to write one file
         torch_device = distributed.setup(resolve_device(device))
         generator = seed_everything(seed)
+        checkpoints.start({"modality": self.modality.name, "encoder": self.encoder_kind,
+                           "dim": self.dim, **trainer_method.params(), "epochs": epochs,
+                           "seed": seed, "data": data_digest(data)})  # fmt: skip
         self.encoder = self._new_encoder()
         trainer = ContrastiveTrainer(
             self.encoder,
@@ -105,6 +117,7 @@ class EmbeddingModel:
             OptimiserConfig(batch_size=self.modality.batch_size),
             torch_device,
             generator,
+            checkpoints,
         )
         logger.info(
             "training %s encoder (%s, dim %d) on %d items for %d epochs on %s",

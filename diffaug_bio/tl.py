@@ -22,6 +22,7 @@ from sklearn.model_selection import train_test_split
 
 from . import __version__, distributed
 from ._errors import InputError, naming
+from .checkpoint import Checkpoints
 from .evaluate import linear_probe, majority_fraction
 from .io.expression import ExpressionPreprocessing, RowReadable, get_matrix, sample_rows
 from .io.files import check_writable
@@ -85,6 +86,7 @@ def embed(
     train_cells: int | None = None,
     model: EmbeddingModel | str | os.PathLike | None = None,
     align_genes: bool = False,
+    checkpoints: Checkpoints | None = None,
     **method_options: object,
 ) -> EmbeddingModel:
     """Learn a contrastive embedding of the cells (or apply a saved ``model``).
@@ -94,6 +96,8 @@ def embed(
     ``train_cells``: train on a random sample of this many cells (None: all), embed all.
     ``align_genes`` (with ``model``): genes of the model missing from ``adata`` get their
     training mean, with a warning naming them, instead of an error.
+    ``checkpoints``: save training periodically / resume an interrupted run
+    (``Checkpoints("run.ckpt", resume=True)``); the same seed then gives the same result.
     ``method_options`` go to the method, e.g. ``loss="tkernel"`` or ``rounds=3`` for diffaug.
     """
     if model is not None:
@@ -102,7 +106,7 @@ def embed(
         model = _train_expression(
             get_matrix(adata, layer), adata.var_names, layer, n_top_genes=n_top_genes,
             train_cells=train_cells, method=method, epochs=epochs, dim=dim, seed=seed,
-            device=device, **method_options,
+            device=device, checkpoints=checkpoints, **method_options,
         )  # fmt: skip
     adata.obsm[key_added] = model.embed(adata, device, align_genes)
     _record_params(adata, model, **_expression_params(model, key_added, train_cells))
@@ -288,10 +292,12 @@ def train_dna(
     seed: int = 0,
     device: str = "auto",
     max_len: int | None = None,
+    checkpoints: Checkpoints | None = None,
     **method_options: object,
 ) -> DNATrainingResult:
     """Train a sequence encoder on the train split (labels unused), embed every sequence and
-    score a linear probe (fit on train-split embeddings, accuracy on the test split)."""
+    score a linear probe (fit on train-split embeddings, accuracy on the test split).
+    ``checkpoints``: as for :func:`embed`."""
     start = time.perf_counter()
     with naming(dataset if not isinstance(dataset, SequenceSet) else "sequences"):
         if not isinstance(dataset, SequenceSet):
@@ -306,7 +312,7 @@ def train_dna(
     logger.info("read %d sequences (%d train), window %d bp", len(dataset), train.sum(),
                 encoding.max_len)  # fmt: skip
     model = EmbeddingModel.for_dna(encoding, encoder, dim)
-    model.fit(one_hot[train], method, epochs, seed, device, **method_options)
+    model.fit(one_hot[train], method, epochs, seed, device, checkpoints, **method_options)
     embedding = model.embed(one_hot, device)
     adata = sequences_adata(dataset, embedding)
     _record_params(adata, model, max_len=encoding.max_len)

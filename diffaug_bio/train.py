@@ -15,7 +15,8 @@ import torch
 from torch import nn
 
 from . import distributed
-from ._utils import mixed_precision, progress
+from ._utils import mixed_precision
+from .checkpoint import Checkpoints
 from .contrastive.losses import LossFn
 from .contrastive.views import PairMaker
 
@@ -64,6 +65,7 @@ class ContrastiveTrainer:
         config: OptimiserConfig,
         device: torch.device,
         generator: torch.Generator,
+        checkpoints: Checkpoints | None = None,
     ):
         self.encoder = encoder.to(device)
         self.head = head.to(device)
@@ -79,6 +81,12 @@ class ContrastiveTrainer:
             parameters, lr=config.lr, weight_decay=config.weight_decay, foreach=True
         )
         self.history: list[float] = []
+        self.checkpoints = checkpoints or Checkpoints()
+        """Every epoch of the run (this trainer's and the diffusion model's) goes through it."""
+        for name, thing in (("encoder", self.encoder), ("head", self.head),
+                            ("optimiser", self.optimiser), ("generator", generator),
+                            ("history", self.history)):  # fmt: skip
+            self.checkpoints.register(name, thing)
 
     def pair_loss(
         self, view_1: torch.Tensor, view_2: torch.Tensor, index: torch.Tensor
@@ -92,6 +100,7 @@ class ContrastiveTrainer:
         """Let the optimiser also step ``module`` (a view generator trained through the loss,
         e.g. with reversed gradients); it is not part of the saved encoder."""
         self.optimiser.add_param_group({"params": list(module.parameters())})
+        self.checkpoints.register(f"parameter group {len(self.optimiser.param_groups)}", module)
 
     def fit(
         self,
@@ -109,7 +118,7 @@ class ContrastiveTrainer:
         self.encoder.train()
         self.head.train()
         view_generator = distributed.rank_generator(self.generator)
-        for _ in progress(range(epochs), desc=desc):
+        for _ in self.checkpoints.epochs(epochs, desc):
             total = 0.0
             batches = distributed.global_batches(
                 len(data), self.config.batch_size, self.generator, merge_ragged=True
@@ -131,7 +140,8 @@ class ContrastiveTrainer:
                 self.optimiser.step()
                 total += loss.item()
             self.history.append(total / len(batches))
-        logger.debug("%s: final loss %.4f", desc, self.history[-1])
+        if self.history:  # (empty while a resumed run skips its first loops)
+            logger.debug("%s: final loss %.4f", desc, self.history[-1])
 
 
 @torch.no_grad()

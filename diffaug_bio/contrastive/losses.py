@@ -58,11 +58,17 @@ def decoupled_uniformity(centroids: torch.Tensor, t: float = 2.0) -> torch.Tenso
     """``L_DU = log( 2/(n(n−1)) Σ_{i<j} exp(−t ‖μ_i − μ_j‖²) )`` (Dufumier et al., 2023).
 
     No positive term: spreading the centroids apart rewards large centroid norms, which on
-    the sphere means the views of an item agree."""
+    the sphere means the views of an item agree.
+
+    Distances come from the Gram matrix and pairs i < j from a mask, not from indexing
+    the pairs out: the backward pass of such indexing accumulates in a thread-dependent
+    order on the CPU, which made the same seed give different embeddings."""
     n = len(centroids)
-    pairs = torch.triu_indices(n, n, offset=1, device=centroids.device)
-    squared = (centroids[pairs[0]] - centroids[pairs[1]]).pow(2).sum(1)
-    return torch.logsumexp(-t * squared, dim=0) - math.log(len(squared))
+    norms = centroids.pow(2).sum(1)
+    squared = (norms[:, None] + norms[None, :] - 2 * centroids @ centroids.T).clamp_min(0)
+    upper = torch.ones(n, n, dtype=torch.bool, device=centroids.device).triu(1)
+    exponents = torch.where(upper, -t * squared, float("-inf"))
+    return torch.logsumexp(exponents.flatten(), dim=0) - math.log(n * (n - 1) / 2)
 
 
 def view_centroids(h1: torch.Tensor, h2: torch.Tensor) -> torch.Tensor:

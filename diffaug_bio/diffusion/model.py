@@ -12,14 +12,18 @@ defect 6).
 from __future__ import annotations
 
 import copy
+import logging
 
 import torch
 from torch import nn
 
 from .. import distributed
-from .._utils import mixed_precision, progress
+from .._utils import mixed_precision
+from ..checkpoint import Checkpoints
 from .schedules import Schedule, make_schedule
 from .spaces import DiffusionSpace
+
+logger = logging.getLogger("diffaug_bio")
 
 
 class ConditionalDiffusion(nn.Module):
@@ -98,17 +102,23 @@ class ConditionalDiffusion(nn.Module):
         device: torch.device,
         batch_size: int = 256,
         lr: float = 1e-3,
+        checkpoints: Checkpoints | None = None,
     ) -> list[float]:
         """The M-step: train on (x, z) pairs; the encoder that made z stays frozen. Under
-        torchrun each rank trains on its shard of every batch, gradients averaged by DDP."""
+        torchrun each rank trains on its shard of every batch, gradients averaged by DDP.
+        ``checkpoints``: the run's (its epochs are part of the run's checkpoints)."""
         self.to(device).train()
         data = torch.cat([self.space.encode(batch.to(device)).cpu() for batch in data.split(4096)])
         if self.optimiser is None:
             self.optimiser = torch.optim.AdamW(self.denoiser.parameters(), lr=lr, foreach=True)
+        checkpoints = checkpoints or Checkpoints()
+        checkpoints.register("diffusion", self)
+        checkpoints.register("diffusion optimiser", self.optimiser)
+        checkpoints.register("diffusion steps", lambda: self.steps_done, self._set_steps)
         network = distributed.wrap(self.denoiser)
         noise_generator = distributed.rank_generator(generator)
         history = []
-        for _ in progress(range(epochs), desc="diffusion"):
+        for _ in checkpoints.epochs(epochs, "diffusion"):
             total = 0.0
             batches = distributed.global_batches(len(data), batch_size, generator)
             for index in map(distributed.shard, batches):
@@ -124,7 +134,12 @@ class ConditionalDiffusion(nn.Module):
                 total += loss.item()
             history.append(total / len(batches))
         self.eval()
+        if history:
+            logger.debug("diffusion: final loss %.4f", history[-1])
         return history
+
+    def _set_steps(self, steps: int) -> None:
+        self.steps_done = steps
 
     @torch.no_grad()
     def generate(

@@ -15,7 +15,6 @@ trained generator, refreshed every round.
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -29,8 +28,6 @@ from ..diffusion.schedules import BETA_SCHEDULES, SCHEDULES
 from ..modality import Modality
 from ..train import ContrastiveTrainer, embed
 from .base import Method, MethodOptions
-
-logger = logging.getLogger("diffaug_bio")
 
 CONDITION_DROPOUT = 0.15
 
@@ -136,8 +133,12 @@ class DiffAug(Method):
         round_epochs = max(1, round((epochs - warmup_epochs) / options.rounds))
         trainer.fit(data, warmup, warmup_epochs, desc="diffaug warm-up")
 
+        checkpoints = trainer.checkpoints
         for round_number in range(1, options.rounds + 1):
-            condition = distributed.map_items(self._embedding(trainer), data)
+            condition = checkpoints.memo(
+                f"round {round_number} condition",
+                lambda: distributed.map_items(self._embedding(trainer), data),
+            )
             if self.diffusion is None:
                 space = self.modality.diffusion_space(data.shape[1]).fit(data)
                 denoiser = self.modality.denoiser(space.dim, condition.shape[1])
@@ -146,11 +147,13 @@ class DiffAug(Method):
                 self.diffusion = ConditionalDiffusion(
                     denoiser, schedule, space, condition_dropout=dropout
                 )
-            history = self.diffusion.fit(
-                data, condition, options.diffusion_epochs, trainer.generator, trainer.device
+            self.diffusion.fit(data, condition, options.diffusion_epochs, trainer.generator,
+                               trainer.device, checkpoints=checkpoints)  # fmt: skip
+            bank_size = min(options.bank_size, round_epochs)
+            bank = checkpoints.memo(
+                f"round {round_number} bank",
+                lambda: self._bank(trainer, data, condition, bank_size),  # noqa: B023
             )
-            bank = self._bank(trainer, data, condition, min(options.bank_size, round_epochs))
-            logger.debug("round %d: diffusion loss %.4f", round_number, history[-1])
             decode = self.diffusion.space.decode
             pairs = with_generated(warmup, bank, options.replace_fraction, decode)
             trainer.fit(data, pairs, round_epochs, desc=f"diffaug round {round_number}")

@@ -88,7 +88,9 @@ class DU(Method):
             trainer.loss = get_loss(diffaug.options.loss)
             diffaug.fit(trainer, data, prior_epochs)
             self.diffusion = diffaug.diffusion
-            prior = torch.from_numpy(embed(trainer.encoder, data, trainer.device))
+            prior = trainer.checkpoints.memo(
+                "du prior", lambda: torch.from_numpy(embed(trainer.encoder, data, trainer.device))
+            )
             du_epochs = epochs - prior_epochs
         trainer.loss = KernelPriorUniformity(prior, options.sigma, options.ridge)
         logger.debug("du: %s prior, σ = %.4g", options.prior, trainer.loss.sigma)

@@ -1,0 +1,170 @@
+"""Checkpoints of a training run, and resuming one exactly where it stopped.
+
+Training is a sequence of epochs — contrastive epochs, diffusion epochs, in whatever order a
+method runs them. :meth:`Checkpoints.epochs` numbers them across the whole run and, every
+``every_s`` seconds at an epoch's end, saves everything that changes during training: the
+registered modules, optimisers, generators and counters, the global random states, and the
+*memos* — values a method computed between epochs from the state of that moment (DiffAug's
+embedding condition and bank of generated positives).
+
+Resuming runs the same code again from the start. Epochs up to the checkpoint's are skipped,
+memos are answered from the checkpoint instead of recomputed, and at the checkpoint's epoch
+every registered state and random state is put back; from there on the run does exactly
+what the interrupted one would have done, so on the CPU it ends with the same embedding.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import random
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+import numpy as np
+import torch
+
+from ._errors import InputError
+from ._utils import progress
+from .io.files import atomic_replacement
+
+logger = logging.getLogger("diffaug_bio")
+
+T = TypeVar("T")
+
+DEFAULT_EVERY_S = 60.0
+
+
+def data_digest(data: torch.Tensor) -> str:
+    """A short hash of the training data, so a checkpoint is never resumed on other data."""
+    return hashlib.blake2b(data.contiguous().numpy().tobytes(), digest_size=12).hexdigest()
+
+
+@dataclass
+class _Accessor:
+    """How to read and restore one piece of training state."""
+
+    get: Callable[[], Any]
+    set: Callable[[Any], None]
+
+
+@dataclass
+class Checkpoints:
+    """Periodic checkpoints of one training run in ``path`` (None: never written), and
+    resumption from it when ``resume`` is set and the file exists."""
+
+    path: str | os.PathLike | None = None
+    every_s: float = DEFAULT_EVERY_S
+    resume: bool = False
+    _state: dict[str, _Accessor] = field(default_factory=dict, repr=False)
+    _memos: dict[str, Any] = field(default_factory=dict, repr=False)
+    _position: int = 0
+    _saved: dict | None = field(default=None, repr=False)
+    _last_save: float = field(default_factory=time.monotonic, repr=False)
+    _fingerprint: dict = field(default_factory=dict, repr=False)
+
+    def start(self, fingerprint: dict) -> None:
+        """Begin a run described by ``fingerprint`` (settings, data digest); with ``resume``,
+        load the checkpoint, refusing one that another run wrote."""
+        self._fingerprint = fingerprint
+        if not (self.resume and self.path and Path(self.path).exists()):
+            if self.resume:
+                logger.info("no checkpoint at %s: training from the start", self.path)
+            return
+        try:
+            saved = torch.load(self.path, map_location="cpu", weights_only=False)
+        except Exception as error:
+            raise InputError(f"{self.path}: cannot be read as a checkpoint ({error})") from error
+        if saved.get("fingerprint") != fingerprint:
+            different = sorted(
+                key
+                for key in fingerprint.keys() | saved.get("fingerprint", {}).keys()
+                if fingerprint.get(key) != saved.get("fingerprint", {}).get(key)
+            )
+            raise InputError(
+                f"{self.path}: the checkpoint belongs to another run (different "
+                f"{', '.join(different)}); delete it or repeat that run's command"
+            )
+        self._saved = saved
+        logger.info("resuming from %s (epoch %d of the run)", self.path, saved["position"])
+
+    @property
+    def replaying(self) -> bool:
+        """True while the run is re-walking the part already done before the checkpoint."""
+        return self._saved is not None
+
+    def register(self, name: str, thing: Any, restore: Callable[[Any], None] | None = None):
+        """Track ``thing``'s state under ``name``: a module or optimiser (``state_dict``), a
+        ``torch.Generator``, a list (its items), or with ``restore`` a getter callable."""
+        if restore is not None:
+            accessor = _Accessor(thing, restore)
+        elif isinstance(thing, torch.Generator):
+            accessor = _Accessor(thing.get_state, thing.set_state)
+        elif isinstance(thing, list):
+            accessor = _Accessor(lambda: list(thing), lambda items: _replace_items(thing, items))
+        else:
+            accessor = _Accessor(thing.state_dict, thing.load_state_dict)
+        self._state[name] = accessor
+
+    def memo(self, key: str, compute: Callable[[], T]) -> T:
+        """``compute()``, remembered under ``key`` for the checkpoints; while replaying, the
+        value the interrupted run computed (the model state it came from is gone)."""
+        if self._saved is not None and key in self._saved["memos"]:
+            value = self._saved["memos"][key]
+        else:
+            value = compute()
+        self._memos[key] = value
+        return value
+
+    def epochs(self, count: int, desc: str) -> Iterator[int]:
+        """The epochs ``0 … count-1`` of one training loop, with a progress bar: skipped while
+        replaying up to the checkpoint, where the saved state is restored; a checkpoint is
+        saved after an epoch when ``every_s`` seconds have passed since the last one."""
+        for epoch in progress(range(count), desc=desc):
+            self._position += 1
+            if self._saved is not None:
+                if self._position == self._saved["position"]:
+                    self._restore()
+                continue
+            yield epoch
+            if self.path is not None and time.monotonic() - self._last_save >= self.every_s:
+                self._save()
+
+    def remove(self) -> None:
+        """Delete the checkpoint file (after the run's outputs are written)."""
+        if self.path is not None:
+            Path(self.path).unlink(missing_ok=True)
+
+    def _save(self) -> None:
+        checkpoint = {
+            "fingerprint": self._fingerprint,
+            "position": self._position,
+            "state": {name: accessor.get() for name, accessor in self._state.items()},
+            "memos": self._memos,
+            "random": (torch.get_rng_state(), np.random.get_state(), random.getstate()),
+        }
+        with atomic_replacement(self.path) as temporary:
+            torch.save(checkpoint, temporary)
+        self._last_save = time.monotonic()
+        logger.debug("checkpoint at epoch %d of the run: %s", self._position, self.path)
+
+    def _restore(self) -> None:
+        saved, self._saved = self._saved, None
+        if set(saved["state"]) != set(self._state):
+            raise InputError(f"{self.path}: the checkpoint does not match this run's training")
+        for name, value in saved["state"].items():
+            self._state[name].set(value)
+        torch_state, numpy_state, python_state = saved["random"]
+        torch.set_rng_state(torch_state)
+        np.random.set_state(numpy_state)
+        random.setstate(python_state)
+        self._memos = dict(saved["memos"])
+        self._last_save = time.monotonic()
+
+
+def _replace_items(target: list, items: list) -> None:
+    target[:] = items
