@@ -16,6 +16,7 @@ import click
 from . import __version__, distributed, tl
 from ._errors import InputError
 from ._utils import set_progress
+from .checkpoint import DEFAULT_EVERY_S, Checkpoints
 from .contrastive.losses import LOSSES
 from .io.files import check_output_folder, check_writable
 from .io.h5ad import write_h5ad_atomic
@@ -155,6 +156,26 @@ def training_options(function):
     return function
 
 
+def checkpoint_options(function):
+    """``--resume`` and ``--checkpoint-every`` of the commands that train."""
+    function = click.option(
+        "--checkpoint-every", type=click.FloatRange(min=0), default=DEFAULT_EVERY_S,
+        show_default=True, metavar="SECONDS",
+        help="Save a training checkpoint this often (0: every epoch); removed on success.",
+    )(function)  # fmt: skip
+    return click.option(
+        "--resume", is_flag=True,
+        help="Continue an interrupted run from its checkpoint (run the same command again "
+        "with --resume); it ends exactly as an uninterrupted run would on the CPU.",
+    )(function)  # fmt: skip
+
+
+def make_checkpoints(path: Path, options: dict) -> Checkpoints:
+    """Remove the checkpoint options from ``options``; the run's Checkpoints at ``path``."""
+    every, resume = options.pop("checkpoint_every"), options.pop("resume")
+    return Checkpoints(path, every_s=every, resume=resume)
+
+
 @click.group(cls=DiffAugGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="diffaug-bio")
 @click.option("-q", "--quiet", is_flag=True, help="Only warnings and errors; no progress bars.")
@@ -186,6 +207,7 @@ def cli(quiet: bool, verbose: bool) -> None:
 @click.option("--layer", default=None, help="Use adata.layers[NAME] instead of X.")
 @click.option("--key-added", default=tl.DEFAULT_KEY, show_default=True, help="obsm key to write.")
 @training_options
+@checkpoint_options
 @click.option(
     "--save-model",
     type=click.Path(file_okay=False),
@@ -245,22 +267,29 @@ def embed(input_file, output, layer, key_added, save_model, model_dir, align_gen
     if align_genes and model_dir is None:
         raise click.UsageError("--align-genes applies a saved model: give --model DIR too")
     destination = Path(output) if output else tl.default_output(input_file)
+    checkpoints = make_checkpoints(destination.with_name(destination.name + ".checkpoint"), options)
     extra = method_options(options)
     if model_dir is None:  # fail on bad method options before reading anything
         build_method(options["method"], EXPRESSION, **extra)
+    elif checkpoints.resume:
+        raise click.UsageError("--resume continues a training run; --model does not train")
     model = tl.embed_file(input_file, destination, backed=backed, layer=layer,
                           key_added=key_added, train_cells=train_cells, model=model_dir,
                           align_genes=align_genes, index_column=index_column,
+                          checkpoints=None if model_dir else checkpoints,
                           obs_columns=[c.strip() for c in obs_columns.split(",") if c.strip()],
                           **options, **extra)  # fmt: skip
     logger.info("wrote obsm[%r] (%d dimensions) to %s", key_added, model.dim, destination)
     if save_model and distributed.is_main():
         model.save(save_model)
         logger.info("saved the model to %s", save_model)
+    if distributed.is_main():
+        checkpoints.remove()
 
 
 @cli.command("train-dna")
 @click.argument("dataset")
+@checkpoint_options
 @click.option(
     "--gb-root",
     type=click.Path(file_okay=False),
@@ -307,12 +336,15 @@ def train_dna(dataset, gb_root, outdir, encoder, max_len, **options):
       diffaug-bio train-dna sequences.csv --encoder transformer --epochs 10 -o run/
     """
     check_output_folder(outdir)
+    Path(outdir).mkdir(parents=True, exist_ok=True)
+    checkpoints = make_checkpoints(Path(outdir) / "checkpoint.pt", options)
     extra = method_options(options)
-    result = tl.train_dna(dataset, gb_root=gb_root, encoder=encoder, max_len=max_len, **options,
-                          **extra)  # fmt: skip
+    result = tl.train_dna(dataset, gb_root=gb_root, encoder=encoder, max_len=max_len,
+                          checkpoints=checkpoints, **options, **extra)  # fmt: skip
     if not distributed.is_main():
         return
     result.save(outdir)
+    checkpoints.remove()
     accuracy = result.metrics["linear_probe_accuracy"]
     if accuracy is not None:
         click.echo(f"linear-probe accuracy (test split): {accuracy:.4f}")

@@ -1,11 +1,19 @@
 """An interrupted training run resumes from its checkpoint and ends exactly where an
 uninterrupted run with the same seed ends (CPU)."""
 
+import signal
+import subprocess
+import sys
+import time
+
+import anndata as ad
 import numpy as np
 import pytest
+from click.testing import CliRunner
 
 import diffaug_bio as dab
 from diffaug_bio import Checkpoints, InputError
+from diffaug_bio.cli import cli
 
 
 class Killed(Exception):
@@ -63,3 +71,55 @@ def test_a_checkpoint_of_another_run_is_refused(pbmc, tmp_path, monkeypatch):
             dab.tl.embed(cells, "simclr", epochs=3, checkpoints=Checkpoints(path, every_s=0))
     with pytest.raises(InputError, match="belongs to another run \\(different seed\\)"):
         dab.tl.embed(cells, "simclr", epochs=3, seed=1, checkpoints=Checkpoints(path, resume=True))
+
+
+def test_cli_run_killed_then_resumed_writes_the_uninterrupted_result(bladder_path, tmp_path):
+    settings = ["--epochs", "30", "--dim", "8", "--seed", "2"]
+    reference = CliRunner().invoke(cli, ["-q", "embed", str(bladder_path), "-o",
+                                         str(tmp_path / "reference.h5ad"), *settings])  # fmt: skip
+    assert reference.exit_code == 0, reference.output
+
+    output = tmp_path / "out.h5ad"
+    checkpoint = tmp_path / "out.h5ad.checkpoint"
+    command = [sys.executable, "-m", "diffaug_bio", "-q", "embed", str(bladder_path),
+               "-o", str(output), "--checkpoint-every", "0", *settings]  # fmt: skip
+    process = subprocess.Popen(command)
+    deadline = time.monotonic() + 120
+    while not checkpoint.exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    time.sleep(1.0)  # a few epochs further on
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    assert checkpoint.exists() and not output.exists()  # killed while training
+
+    resumed = CliRunner().invoke(cli, ["embed", str(bladder_path), "-o", str(output),
+                                       "--resume", *settings])  # fmt: skip
+    assert resumed.exit_code == 0, resumed.output
+    assert "resuming from" in resumed.output
+    np.testing.assert_array_equal(
+        ad.read_h5ad(output).obsm["X_diffaug"],
+        ad.read_h5ad(tmp_path / "reference.h5ad").obsm["X_diffaug"],
+    )
+    assert not checkpoint.exists()  # removed once the output is written
+
+
+def test_resume_without_a_checkpoint_trains_from_the_start(pbmc, tmp_path):
+    cells = pbmc[:200].copy()
+    path = tmp_path / "none.ckpt"
+    model = dab.tl.embed(cells, "simclr", epochs=2, checkpoints=Checkpoints(path, resume=True))
+    reference = dab.tl.embed(pbmc[:200].copy(), "simclr", epochs=2)
+    np.testing.assert_array_equal(model.embed(cells), reference.embed(cells))
+
+
+def test_dna_resumed_run_ends_like_an_uninterrupted_one(nontata_dir, tmp_path, monkeypatch):
+    settings = dict(epochs=4, dim=8, seed=1)
+    reference = dab.tl.train_dna(nontata_dir, **settings)
+    path = tmp_path / "dna.ckpt"
+    with monkeypatch.context() as patch:
+        interrupted_at(3, patch)  # inside DiffAug's first diffusion M-step
+        with pytest.raises(Killed):
+            dab.tl.train_dna(nontata_dir, checkpoints=Checkpoints(path, every_s=0), **settings)
+    resumed = dab.tl.train_dna(nontata_dir, checkpoints=Checkpoints(path, resume=True), **settings)
+    np.testing.assert_array_equal(
+        resumed.adata.obsm["X_diffaug"], reference.adata.obsm["X_diffaug"]
+    )
