@@ -12,12 +12,13 @@ class InputError(ValueError):
 
 
 @contextlib.contextmanager
-def naming(source: str | os.PathLike) -> Iterator[None]:
+def naming(source: str | os.PathLike | None) -> Iterator[None]:
     """Prefix the InputErrors raised inside with ``source: `` (the file being worked on),
-    unless they name it already, so that every message says which input is wrong."""
+    unless they name it already, so that every message says which input is wrong. ``None``
+    (in-memory data, no file to name) leaves them as they are."""
     try:
         yield
     except InputError as error:
-        if str(source) in str(error):
+        if source is None or str(source) in str(error):
             raise
         raise InputError(f"{source}: {error}") from error

@@ -21,7 +21,7 @@ import os
 import random
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -52,20 +52,27 @@ class _Accessor:
     set: Callable[[Any], None]
 
 
-@dataclass
 class Checkpoints:
     """Periodic checkpoints of one training run in ``path`` (None: never written), and
     resumption from it when ``resume`` is set and the file exists."""
 
-    path: str | os.PathLike | None = None
-    every_s: float = DEFAULT_EVERY_S
-    resume: bool = False
-    _state: dict[str, _Accessor] = field(default_factory=dict, repr=False)
-    _memos: dict[str, Any] = field(default_factory=dict, repr=False)
-    _position: int = 0
-    _saved: dict | None = field(default=None, repr=False)
-    _last_save: float = field(default_factory=time.monotonic, repr=False)
-    _fingerprint: dict = field(default_factory=dict, repr=False)
+    def __init__(
+        self,
+        path: str | os.PathLike | None = None,
+        every_s: float = DEFAULT_EVERY_S,
+        resume: bool = False,
+    ):
+        self.path = path
+        self.every_s = every_s
+        self.resume = resume
+        self._state: dict[str, _Accessor] = {}
+        self._memos: dict[str, Any] = {}
+        self._position = 0
+        """Epochs of the run begun so far, over every training loop."""
+        self._saved: dict | None = None
+        """The checkpoint being resumed, until its epoch is reached."""
+        self._last_save = time.monotonic()
+        self._fingerprint: dict = {}
 
     def start(self, fingerprint: dict) -> None:
         """Begin a run described by ``fingerprint`` (settings, data digest); with ``resume``,
@@ -147,6 +154,7 @@ class Checkpoints:
             "memos": self._memos,
             "random": (torch.get_rng_state(), np.random.get_state(), random.getstate()),
         }
+        Path(self.path).parent.mkdir(parents=True, exist_ok=True)  # train-dna's OUTDIR
         with atomic_replacement(self.path) as temporary:
             torch.save(checkpoint, temporary)
         self._last_save = time.monotonic()

@@ -336,7 +336,6 @@ def train_dna(dataset, gb_root, outdir, encoder, max_len, **options):
       diffaug-bio train-dna sequences.csv --encoder transformer --epochs 10 -o run/
     """
     check_output_folder(outdir)
-    Path(outdir).mkdir(parents=True, exist_ok=True)
     checkpoints = make_checkpoints(Path(outdir) / "checkpoint.pt", options)
     extra = method_options(options)
     result = tl.train_dna(dataset, gb_root=gb_root, encoder=encoder, max_len=max_len,

@@ -299,7 +299,7 @@ def train_dna(
     score a linear probe (fit on train-split embeddings, accuracy on the test split).
     ``checkpoints``: as for :func:`embed`."""
     start = time.perf_counter()
-    with naming(dataset if not isinstance(dataset, SequenceSet) else "sequences"):
+    with naming(None if isinstance(dataset, SequenceSet) else dataset):
         if not isinstance(dataset, SequenceSet):
             dataset = load_dna_dataset(str(dataset), gb_root)
         splits = probe_splits(dataset, seed)
@@ -344,7 +344,7 @@ def embed_dna(
 ) -> ad.AnnData:
     """Embed sequences (a file path or SequenceSet) with a saved DNA model."""
     model = _load(model, "dna")
-    with naming(sequences if not isinstance(sequences, SequenceSet) else "sequences"):
+    with naming(None if isinstance(sequences, SequenceSet) else sequences):
         if not isinstance(sequences, SequenceSet):
             sequences = read_sequence_file(sequences)
         adata = sequences_adata(sequences, model.embed(sequences, device))
@@ -366,7 +366,7 @@ def augment(
     noise outside it), obs copied from the source cell plus ``source`` and ``copy``.
     Sequences → a SequenceSet of valid A/C/G/T sequences named ``ID-augK``.
     """
-    source = data if isinstance(data, str | os.PathLike) else "input"
+    source = data if isinstance(data, str | os.PathLike) else None
     with naming(source):
         if isinstance(data, str | os.PathLike):
             path = Path(data)
