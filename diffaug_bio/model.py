@@ -161,12 +161,16 @@ class EmbeddingModel:
         torch_device = resolve_device(device)
         encoder = self.encoder.to(torch_device)
         if isinstance(data, ad.AnnData | BackedMatrix):
-            blocks = self._prepared_blocks(data, align_genes)
+            blocks, n_items = self._prepared_blocks(data, align_genes), data.shape[0]
         else:
             blocks = [self.prepare(data) if isinstance(data, SequenceSet) else data]
-        embedding = np.concatenate(
-            [embed(encoder, torch.as_tensor(block), torch_device) for block in blocks]
-        )
+            n_items = len(data)
+        embedding = np.empty((n_items, self.dim), dtype=np.float32)
+        start = 0  # filled block by block: the output is held once, not twice
+        for block in blocks:
+            rows = embed(encoder, torch.as_tensor(block), torch_device)
+            embedding[start : start + len(rows)] = rows
+            start += len(rows)
         self.encoder.cpu()
         return embedding
 

@@ -94,3 +94,18 @@ def test_align_genes_needs_a_model_and_a_gene_in_common(pbmc, tmp_path, bladder)
     model = dab.tl.embed(pbmc, "simclr", epochs=1, dim=8)
     with pytest.raises(InputError, match="no gene name in common"):
         model.embed(bladder, align_genes=True)
+
+
+def test_align_genes_works_on_a_backed_file_too(bladder, bladder_path, tmp_path):
+    model = dab.tl.embed(bladder.copy(), "simclr", epochs=1, dim=8)
+    fewer = bladder[:, [g for g in bladder.var_names if g != model.recipe.genes[0]]].copy()
+    fewer.write_h5ad(tmp_path / "fewer.h5ad")
+    dab.tl.embed_file(tmp_path / "fewer.h5ad", tmp_path / "out.h5ad", backed=True, model=model,
+                      align_genes=True)  # fmt: skip
+    in_memory = fewer.copy()
+    dab.tl.embed(in_memory, model=model, align_genes=True)
+    np.testing.assert_allclose(
+        ad.read_h5ad(tmp_path / "out.h5ad").obsm["X_diffaug"],
+        in_memory.obsm["X_diffaug"],
+        atol=1e-5,
+    )
