@@ -99,11 +99,6 @@ class Checkpoints:
         self._saved = saved
         logger.info("resuming from %s (epoch %d of the run)", self.path, saved["position"])
 
-    @property
-    def replaying(self) -> bool:
-        """True while the run is re-walking the part already done before the checkpoint."""
-        return self._saved is not None
-
     def register(self, name: str, thing: Any, restore: Callable[[Any], None] | None = None):
         """Track ``thing``'s state under ``name``: a module or optimiser (``state_dict``), a
         ``torch.Generator``, a list (its items), or with ``restore`` a getter callable."""
@@ -119,13 +114,25 @@ class Checkpoints:
 
     def memo(self, key: str, compute: Callable[[], T]) -> T:
         """``compute()``, remembered under ``key`` for the checkpoints; while replaying, the
-        value the interrupted run computed (the model state it came from is gone)."""
+        value the interrupted run computed (the model state it came from is gone). A key
+        used again replaces its value, so a loop's memos do not pile up in checkpoints."""
         if self._saved is not None and key in self._saved["memos"]:
             value = self._saved["memos"][key]
         else:
             value = compute()
         self._memos[key] = value
         return value
+
+    def skip(self, epochs: int) -> bool:
+        """True when a resumed run had already finished the next ``epochs`` epochs: the caller
+        then skips that whole stretch, including the work between its loops (a DiffAug round's
+        bank), and the run's state is restored if the checkpoint was taken at its end."""
+        if self._saved is None or self._position + epochs > self._saved["position"]:
+            return False
+        self._position += epochs
+        if self._position == self._saved["position"]:
+            self._restore()
+        return True
 
     def epochs(self, count: int, desc: str) -> Iterator[int]:
         """The epochs ``0 … count-1`` of one training loop, with a progress bar: skipped while

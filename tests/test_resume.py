@@ -35,11 +35,12 @@ def interrupted_at(position: int, monkeypatch) -> None:
     ("method", "position"),
     [
         ("simclr", 3),
+        # diffaug, 8 epochs: warm-up 1-4, round 1 M-step 5-7 and E-step 8-9, round 2 10-14
         ("diffaug", 2),  # in the warm-up
-        ("diffaug", 4),  # in round 1's diffusion M-step
-        ("diffaug", 7),  # in round 1's contrastive E-step
-        ("diffaug", 10),  # in round 2's E-step, the bank of round 2 from the checkpoint
-        ("du:prior=diffaug", 9),  # after the DiffAug prior, in decoupled uniformity
+        ("diffaug", 6),  # in round 1's diffusion M-step
+        ("diffaug", 9),  # at the end of round 1: the resumed run skips the whole round
+        ("diffaug", 13),  # in round 2's E-step: its bank comes from the checkpoint
+        ("du:prior=diffaug", 9),  # after the DiffAug prior (epochs 1-8), in du
     ],
 )
 def test_resumed_run_ends_like_an_uninterrupted_one(pbmc, tmp_path, monkeypatch, method, position):

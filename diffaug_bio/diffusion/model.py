@@ -49,7 +49,14 @@ class ConditionalDiffusion(nn.Module):
         """Share of training pairs whose z is zeroed, so the denoiser also learns p(x) and
         sampling can use classifier-free guidance."""
         self.steps_done = 0
-        self.optimiser: torch.optim.Optimizer | None = None
+        self.optimiser = torch.optim.AdamW(self.denoiser.parameters(), lr=1e-3, foreach=True)
+
+    def register_state(self, checkpoints: Checkpoints) -> None:
+        """Put what training changes (weights, EMA, optimiser, step count) in the run's
+        checkpoints; before the first epoch, so a resumed run can restore it at any point."""
+        checkpoints.register("diffusion", self)
+        checkpoints.register("diffusion optimiser", self.optimiser)
+        checkpoints.register("diffusion steps", lambda: self.steps_done, self._set_steps)
 
     def config(self) -> dict:
         """What, besides the denoiser's shape, rebuilds this model (saved with it)."""
@@ -101,7 +108,6 @@ class ConditionalDiffusion(nn.Module):
         generator: torch.Generator,
         device: torch.device,
         batch_size: int = 256,
-        lr: float = 1e-3,
         checkpoints: Checkpoints | None = None,
     ) -> list[float]:
         """The M-step: train on (x, z) pairs; the encoder that made z stays frozen. Under
@@ -109,12 +115,7 @@ class ConditionalDiffusion(nn.Module):
         ``checkpoints``: the run's (its epochs are part of the run's checkpoints)."""
         self.to(device).train()
         data = torch.cat([self.space.encode(batch.to(device)).cpu() for batch in data.split(4096)])
-        if self.optimiser is None:
-            self.optimiser = torch.optim.AdamW(self.denoiser.parameters(), lr=lr, foreach=True)
         checkpoints = checkpoints or Checkpoints()
-        checkpoints.register("diffusion", self)
-        checkpoints.register("diffusion optimiser", self.optimiser)
-        checkpoints.register("diffusion steps", lambda: self.steps_done, self._set_steps)
         network = distributed.wrap(self.denoiser)
         noise_generator = distributed.rank_generator(generator)
         history = []

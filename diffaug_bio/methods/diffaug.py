@@ -134,29 +134,35 @@ class DiffAug(Method):
         trainer.fit(data, warmup, warmup_epochs, desc="diffaug warm-up")
 
         checkpoints = trainer.checkpoints
+        self.diffusion = self._new_diffusion(trainer, data)
+        self.diffusion.register_state(checkpoints)
         for round_number in range(1, options.rounds + 1):
+            if checkpoints.skip(options.diffusion_epochs + round_epochs):
+                continue  # a resumed run had finished this round
             condition = checkpoints.memo(
-                f"round {round_number} condition",
-                lambda: distributed.map_items(self._embedding(trainer), data),
+                "diffaug condition", lambda: distributed.map_items(self._embedding(trainer), data)
             )
-            if self.diffusion is None:
-                space = self.modality.diffusion_space(data.shape[1]).fit(data)
-                denoiser = self.modality.denoiser(space.dim, condition.shape[1])
-                schedule = make_schedule(options.process, options.timesteps, options.schedule)
-                dropout = CONDITION_DROPOUT if options.guidance > 0 else 0.0
-                self.diffusion = ConditionalDiffusion(
-                    denoiser, schedule, space, condition_dropout=dropout
-                )
             self.diffusion.fit(data, condition, options.diffusion_epochs, trainer.generator,
                                trainer.device, checkpoints=checkpoints)  # fmt: skip
             bank_size = min(options.bank_size, round_epochs)
             bank = checkpoints.memo(
-                f"round {round_number} bank",
+                "diffaug bank",
                 lambda: self._bank(trainer, data, condition, bank_size),  # noqa: B023
             )
             decode = self.diffusion.space.decode
             pairs = with_generated(warmup, bank, options.replace_fraction, decode)
             trainer.fit(data, pairs, round_epochs, desc=f"diffaug round {round_number}")
+
+    def _new_diffusion(self, trainer: ContrastiveTrainer, data: torch.Tensor):
+        """The conditional diffusion model of the M-steps, untrained: a space fitted on the
+        data, a denoiser conditioned on embeddings of the encoder's size."""
+        options = self.options
+        space = self.modality.diffusion_space(data.shape[1]).fit(data)
+        condition_dim = self._embedding(trainer)(data[:2]).shape[1]
+        denoiser = self.modality.denoiser(space.dim, condition_dim)
+        schedule = make_schedule(options.process, options.timesteps, options.schedule)
+        dropout = CONDITION_DROPOUT if options.guidance > 0 else 0.0
+        return ConditionalDiffusion(denoiser, schedule, space, condition_dropout=dropout)
 
     @staticmethod
     def _embedding(trainer: ContrastiveTrainer):
