@@ -191,7 +191,8 @@ def embed_file(
         adata = read_cells(path, obs_columns, index_column)
         if fitted is None:
             get_matrix(adata, layer)  # fail on an unknown layer before any work
-        logger.info("read %s: %d cells × %d genes", path, adata.n_obs, adata.n_vars)
+        rows, columns = ("samples", "features") if table_separator(path) else ("cells", "genes")
+        logger.info("read %s: %d %s × %d %s", path, adata.n_obs, rows, adata.n_vars, columns)
         fitted = embed(adata, layer=layer, key_added=key_added, train_cells=train_cells,
                        model=fitted, align_genes=align_genes, device=device,
                        **options)  # fmt: skip
