@@ -51,3 +51,12 @@ def test_pca_baseline_follows_scanpy_pipeline(bladder):
     embedding = pca_embedding(bladder)
     assert embedding.shape == (bladder.n_obs, 50)
     assert knn_accuracy(embedding, bladder.obs["cell_type"]) > 0.5
+
+
+def test_leiden_scores_above_scanpys_exact_neighbour_limit():
+    """Regression: above 4,096 items scanpy's neighbours go through pynndescent, whose result
+    broke under scipy 1.17 (csr_array.getnnz removed); the scipy pin keeps it working."""
+    rng = np.random.default_rng(0)
+    labels = np.repeat([0, 1], 2100)
+    points = rng.normal(size=(4200, 5)) + 8 * labels[:, None]
+    assert leiden_scores(points, labels, resolutions=(0.1,))["ari"] > 0.95
