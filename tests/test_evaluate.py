@@ -54,8 +54,8 @@ def test_pca_baseline_follows_scanpy_pipeline(bladder):
 
 
 def test_leiden_scores_above_scanpys_exact_neighbour_limit():
-    """Regression: above 4,096 items scanpy's neighbours go through pynndescent, whose result
-    broke under scipy 1.17 (csr_array.getnnz removed); the scipy pin keeps it working."""
+    """Regression: above 4,096 items scanpy's neighbours go through pynndescent, whose 0.7
+    release returns a csr_array that scanpy 1.11 cannot read (no getnnz); pinned below 0.7."""
     rng = np.random.default_rng(0)
     labels = np.repeat([0, 1], 2100)
     points = rng.normal(size=(4200, 5)) + 8 * labels[:, None]
