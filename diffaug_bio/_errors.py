@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 
 
 class InputError(ValueError):
@@ -22,3 +22,10 @@ def naming(source: str | os.PathLike | None) -> Iterator[None]:
         if source is None or str(source) in str(error):
             raise
         raise InputError(f"{source}: {error}") from error
+
+
+def shown(names: Sequence[object], limit: int = 5) -> str:
+    """The first ``limit`` names, comma-separated, with "…" when there are more: enough of a
+    list for a one-line error message."""
+    names = [str(name) for name in names]
+    return ", ".join(names[:limit]) + (" …" if len(names) > limit else "")

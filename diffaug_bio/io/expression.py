@@ -24,7 +24,7 @@ import pandas as pd
 import scanpy as sc
 from scipy import sparse
 
-from .._errors import InputError
+from .._errors import InputError, shown
 
 logger = logging.getLogger("diffaug_bio")
 
@@ -194,16 +194,15 @@ class ExpressionPreprocessing:
         index = var_names.get_indexer(self.genes)
         missing = [gene for gene, position in zip(self.genes, index) if position < 0]
         if missing:
-            shown = ", ".join(missing[:5]) + (" …" if len(missing) > 5 else "")
             lacks = f"the data lacks {len(missing)} of the model's {len(self.genes)} genes"
             if not align:
                 raise InputError(
-                    f"{lacks} ({shown}); to align by name, use --align-genes "
+                    f"{lacks} ({shown(missing)}); to align by name, use --align-genes "
                     "(align_genes=True in Python)"
                 )
             if len(missing) == len(self.genes):
                 raise InputError(f"{lacks}: no gene name in common, nothing to align")
-            logger.warning("%s, set to their training mean: %s", lacks, shown)
+            logger.warning("%s, set to their training mean: %s", lacks, shown(missing))
         return index
 
     def transform_rows(self, matrix: np.ndarray | sparse.spmatrix, index: np.ndarray) -> np.ndarray:

@@ -12,7 +12,7 @@ import anndata as ad
 import numpy as np
 import pandas as pd
 
-from .._errors import InputError
+from .._errors import InputError, shown
 from .files import check_readable
 
 TABLE_SUFFIXES = {".csv": ",", ".tsv": "\t", ".tab": "\t"}
@@ -47,7 +47,7 @@ def read_feature_table(
     named = [*obs_columns, *([index_column] if index_column else [])]
     unknown = [column for column in named if column not in table.columns]
     if unknown:
-        raise InputError(f"{path}: no column {unknown[0]!r} (columns: {_shown(table.columns)})")
+        raise InputError(f"{path}: no column {unknown[0]!r} (columns: {shown(table.columns)})")
     features = table.drop(columns=named)
     numeric = features.apply(pd.api.types.is_numeric_dtype)
     text = list(features.columns[~numeric.to_numpy(dtype=bool)])
@@ -55,7 +55,7 @@ def read_feature_table(
         raise InputError(
             f"{path}: column {text[0]!r} is not numeric; name annotation columns with "
             f"--obs-columns, the sample names with --index-column ({len(text)} non-numeric: "
-            f"{_shown(text)})"
+            f"{shown(text)})"
         )
     if features.shape[0] == 0 or features.shape[1] == 0:
         raise InputError(
@@ -72,8 +72,3 @@ def read_feature_table(
     var = pd.DataFrame(index=pd.Index(features.columns.astype(str)))
     matrix = np.ascontiguousarray(features.to_numpy(dtype=np.float32))
     return ad.AnnData(matrix, obs=obs, var=var)
-
-
-def _shown(names: Sequence[object], limit: int = 5) -> str:
-    names = [str(name) for name in names]
-    return ", ".join(names[:limit]) + (" …" if len(names) > limit else "")
