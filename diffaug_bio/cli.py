@@ -17,7 +17,7 @@ from . import __version__, distributed, tl
 from ._errors import InputError
 from ._utils import set_progress
 from .checkpoint import DEFAULT_EVERY_S, Checkpoints
-from .contrastive.losses import LOSSES
+from .contrastive.losses import INFONCE_TEMPERATURE, LOSSES
 from .io.files import check_output_folder, check_writable
 from .io.h5ad import write_h5ad_atomic
 from .io.sequences import SequenceSet, write_fasta
@@ -96,6 +96,7 @@ def required_output_option(help_text: str):
 
 METHOD_OPTIONS = (
     "loss",
+    "temperature",
     "warmup",
     "rounds",
     "replace_fraction",
@@ -129,6 +130,8 @@ def training_options(function):
                      help="auto picks cuda, then mps, then cpu."),
         click.option("--loss", type=click.Choice(sorted(LOSSES)), default=None,
                      help="Contrastive loss [default: infonce; du for --method du]."),
+        click.option("--temperature", type=click.FloatRange(min=0, min_open=True), default=None,
+                     help=f"InfoNCE temperature [default: {INFONCE_TEMPERATURE}]."),
         click.option("--warmup", type=click.Choice(["neighbours", "views"]), default=None,
                      help="diffaug: warm-up positives [default: neighbours cells, views DNA]."),
         click.option("--rounds", type=click.IntRange(min=1), default=None,

@@ -139,6 +139,10 @@ CASES = {
         ["embed", "{bladder}", "--process", "categorical"],
         "needs one-hot data",
     ),
+    "temperature for a loss without one": (
+        ["embed", "{bladder}", "--method", "du", "--temperature", "0.3"],
+        "--temperature applies to --loss infonce, not du",
+    ),
     "unwritable output": (
         ["embed", "{bladder}", "-o", "{bladder}/inside.h5ad"],
         "inside.h5ad",

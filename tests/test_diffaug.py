@@ -58,6 +58,14 @@ def test_diffaug_same_seed_same_embedding(pbmc):
     np.testing.assert_array_equal(first.obsm["X_diffaug"], second.obsm["X_diffaug"])
 
 
+def test_temperature_changes_the_embedding_and_is_recorded(pbmc):
+    default, cooler = pbmc.copy(), pbmc.copy()
+    dab.tl.embed(default, "simclr", epochs=2, seed=1)
+    dab.tl.embed(cooler, "simclr", epochs=2, seed=1, temperature=0.2)
+    assert cooler.uns["diffaug"]["params"]["temperature"] == 0.2
+    assert not np.allclose(default.obsm["X_diffaug"], cooler.obsm["X_diffaug"])
+
+
 def test_unknown_option_for_a_method_is_a_clear_error(pbmc):
     with pytest.raises(InputError, match="--rounds: not an option of --method simclr"):
         dab.tl.embed(pbmc, "simclr", epochs=1, rounds=2)

@@ -5,6 +5,7 @@ import pytest
 import torch
 
 from diffaug_bio.contrastive import DNAViews, ExpressionViews, info_nce
+from diffaug_bio.contrastive.losses import get_loss
 from diffaug_bio.contrastive.views import NeighbourViews, shift
 from diffaug_bio.encoders import CNNEncoder, MLPEncoder, TransformerEncoder
 from diffaug_bio.io import one_hot_decode, one_hot_encode, read_sequence_file
@@ -65,6 +66,15 @@ def test_expression_views_mask_about_the_asked_fraction():
     x = torch.ones(200, 100)
     view = ExpressionViews(mask_rate=0.3, noise=0.0)(x, torch.Generator().manual_seed(0))
     assert abs((view == 0).float().mean().item() - 0.3) < 0.02
+
+
+def test_the_temperature_option_reaches_the_infonce_loss():
+    h1, h2 = torch.randn(8, 4, generator=torch.Generator().manual_seed(0)).split(4)
+    z = torch.zeros(4, 2)
+    index = torch.arange(4)
+    cooler = get_loss("infonce", temperature=0.2)(z, h1, h2, index)
+    assert cooler.item() == pytest.approx(info_nce(h1, h2, temperature=0.2).item())
+    assert cooler.item() != pytest.approx(get_loss("infonce")(z, h1, h2, index).item())
 
 
 def test_info_nce_matches_hand_computation():

@@ -14,7 +14,13 @@ import torch.nn.functional as F
 from .._errors import InputError
 
 
-def info_nce(h1: torch.Tensor, h2: torch.Tensor, temperature: float = 0.5) -> torch.Tensor:
+INFONCE_TEMPERATURE = 0.5
+"""Measured on mouse bladder against 0.2, 0.3 and 1.0 (benchmarks/RESULTS.md)."""
+
+
+def info_nce(
+    h1: torch.Tensor, h2: torch.Tensor, temperature: float = INFONCE_TEMPERATURE
+) -> torch.Tensor:
     """NT-Xent (SimCLR): each of the 2N views must pick its partner among the other 2N − 1."""
     h = F.normalize(torch.cat([h1, h2]), dim=1)
     logits = h @ h.T / temperature
@@ -120,7 +126,14 @@ LOSSES: dict[str, LossFn] = {
 }
 
 
-def get_loss(name: str) -> LossFn:
+def get_loss(name: str, temperature: float | None = None) -> LossFn:
+    """The loss called ``name``; ``temperature`` (InfoNCE only) overrides its default."""
     if name not in LOSSES:
         raise InputError(f"unknown loss {name!r}: choose {', '.join(LOSSES)}")
-    return LOSSES[name]
+    if temperature is None:
+        return LOSSES[name]
+    if name != "infonce":
+        raise InputError(f"--temperature applies to --loss infonce, not {name}")
+    if temperature <= 0:
+        raise InputError(f"--temperature must be positive, got {temperature}")
+    return lambda z1, h1, h2, index: info_nce(h1, h2, temperature)

@@ -20,9 +20,11 @@ class MethodOptions:
     """Options every method takes; a method's own options subclass this."""
 
     loss: str = "infonce"
+    temperature: float | None = None
+    """InfoNCE temperature; None: ``INFONCE_TEMPERATURE``."""
 
     def __post_init__(self) -> None:
-        get_loss(self.loss)
+        get_loss(self.loss, self.temperature)
 
 
 class Method(ABC):
@@ -50,7 +52,7 @@ class Method(ABC):
     @property
     def loss(self) -> LossFn:
         """The contrastive loss on (anchor representation, anchor head, positive head)."""
-        return get_loss(self.options.loss)
+        return get_loss(self.options.loss, self.options.temperature)
 
     def params(self) -> dict:
         """The method's settings, recorded in ``uns["diffaug"]["params"]`` and the model config."""
