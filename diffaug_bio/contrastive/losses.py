@@ -13,7 +13,6 @@ import torch.nn.functional as F
 
 from .._errors import InputError
 
-
 INFONCE_TEMPERATURE = 0.5
 """Measured on mouse bladder against 0.2, 0.3 and 1.0 (benchmarks/RESULTS.md)."""
 
