@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 import torch
 
+from diffaug_bio import InputError
 from diffaug_bio.contrastive import DNAViews, ExpressionViews, info_nce
 from diffaug_bio.contrastive.losses import get_loss
 from diffaug_bio.contrastive.views import NeighbourViews, shift
@@ -75,6 +76,8 @@ def test_the_temperature_option_reaches_the_infonce_loss():
     cooler = get_loss("infonce", temperature=0.2)(z, h1, h2, index)
     assert cooler.item() == pytest.approx(info_nce(h1, h2, temperature=0.2).item())
     assert cooler.item() != pytest.approx(get_loss("infonce")(z, h1, h2, index).item())
+    with pytest.raises(InputError, match="--temperature must be positive, got 0"):
+        get_loss("infonce", temperature=0)
 
 
 def test_info_nce_matches_hand_computation():

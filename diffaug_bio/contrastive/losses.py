@@ -5,6 +5,7 @@ which only a loss with a per-item prior (:class:`KernelPriorUniformity`) looks a
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable
 
@@ -119,7 +120,9 @@ class KernelPriorUniformity:
 
 LossFn = Callable[[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
 LOSSES: dict[str, LossFn] = {
-    "infonce": lambda z1, h1, h2, index: info_nce(h1, h2),
+    "infonce": lambda z1, h1, h2, index, temperature=INFONCE_TEMPERATURE: info_nce(
+        h1, h2, temperature
+    ),
     "tkernel": lambda z1, h1, h2, index: t_kernel_loss(z1, h1, h2),
     "du": lambda z1, h1, h2, index: decoupled_uniformity(view_centroids(h1, h2)),
 }
@@ -135,4 +138,4 @@ def get_loss(name: str, temperature: float | None = None) -> LossFn:
         raise InputError(f"--temperature applies to --loss infonce, not {name}")
     if temperature <= 0:
         raise InputError(f"--temperature must be positive, got {temperature}")
-    return lambda z1, h1, h2, index: info_nce(h1, h2, temperature)
+    return functools.partial(LOSSES[name], temperature=temperature)
