@@ -146,8 +146,8 @@ def _cells_task(task: Task) -> dict[str, float]:
     labels = adata.obs[label].astype(str).to_numpy()
     start = time.perf_counter()
     model = None
-    if task.method == "pca50":
-        embedding = pca_embedding(adata)
+    if task.method.startswith("pca50"):  # "pca50:n_top_genes=5000": the peer on more genes
+        embedding = pca_embedding(adata, **parse_method(task.method)[1])
     elif task.method == "scvi":
         embedding = scvi_embedding(adata, task.seed, task.epochs)
     else:

@@ -16,8 +16,11 @@ from sklearn.feature_extraction.text import CountVectorizer
 from .io.expression import get_matrix, looks_like_counts
 
 
-def pca_embedding(adata: ad.AnnData, layer: str | None = None, n_comps: int = 50) -> np.ndarray:
-    """normalize_total(1e4) + log1p (raw counts only), 2,000 HVG, scale (max 10), PCA."""
+def pca_embedding(
+    adata: ad.AnnData, layer: str | None = None, n_comps: int = 50, n_top_genes: int = 2000
+) -> np.ndarray:
+    """scanpy's standard pipeline: normalize_total(1e4) + log1p (raw counts only),
+    ``n_top_genes`` HVG (2,000 as customary), scale (max 10), PCA."""
     matrix = get_matrix(adata, layer)
     scratch = ad.AnnData(
         matrix.astype(np.float32) if sparse.issparse(matrix) else np.asarray(matrix, np.float32)
@@ -25,8 +28,8 @@ def pca_embedding(adata: ad.AnnData, layer: str | None = None, n_comps: int = 50
     if looks_like_counts(matrix):
         sc.pp.normalize_total(scratch, target_sum=1e4)
         sc.pp.log1p(scratch)
-    if scratch.n_vars > 2000:
-        sc.pp.highly_variable_genes(scratch, n_top_genes=2000)
+    if scratch.n_vars > n_top_genes:
+        sc.pp.highly_variable_genes(scratch, n_top_genes=n_top_genes)
         scratch = scratch[:, scratch.var["highly_variable"]].copy()
     sc.pp.scale(scratch, max_value=10)
     n_comps = min(n_comps, scratch.n_obs - 1, scratch.n_vars - 1)

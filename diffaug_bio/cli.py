@@ -18,6 +18,7 @@ from ._errors import InputError
 from ._utils import set_progress
 from .checkpoint import DEFAULT_EVERY_S, Checkpoints
 from .contrastive.losses import INFONCE_TEMPERATURE, LOSSES
+from .io.expression import DEFAULT_N_TOP_GENES
 from .io.files import check_output_folder, check_writable
 from .io.h5ad import write_h5ad_atomic
 from .io.sequences import SequenceSet, write_fasta
@@ -210,6 +211,13 @@ def cli(quiet: bool, verbose: bool) -> None:
 )
 @click.option("--layer", default=None, help="Use adata.layers[NAME] instead of X.")
 @click.option("--key-added", default=tl.DEFAULT_KEY, show_default=True, help="obsm key to write.")
+@click.option(
+    "--n-top-genes",
+    type=click.IntRange(min=1),
+    default=DEFAULT_N_TOP_GENES,
+    show_default=True,
+    help="Highly variable genes the encoder sees (fewer genes: all of them).",
+)
 @training_options
 @checkpoint_options
 @click.option(
@@ -254,8 +262,8 @@ def embed(input_file, output, layer, key_added, save_model, model_dir, align_gen
           index_column, backed, train_cells, **options) -> None:  # fmt: skip
     """Embed the cells of an .h5ad file (or the rows of a CSV/TSV feature table) into obsm[KEY].
 
-    Raw counts are detected and normalised (normalize_total + log1p); with more than 2,000
-    genes the highly variable ones are used. Writes obsm[KEY] and uns["diffaug"]["params"].
+    Raw counts are detected and normalised (normalize_total + log1p); with more genes than
+    --n-top-genes, the highly variable ones are used. Writes obsm[KEY] and uns["diffaug"]["params"].
     With --backed the matrix is never loaded: training uses a random sample of cells, every
     cell is embedded a block at a time, and memory stays flat however many cells there are.
 

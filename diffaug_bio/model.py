@@ -234,7 +234,10 @@ class EmbeddingModel:
 
     def _new_diffusion(self, config: dict) -> ConditionalDiffusion:
         space = self.modality.diffusion_space(self.n_features)
-        denoiser = self.modality.denoiser(space.dim, self.dim)
+        # models saved before the width was recorded all had 512 (cells) or 64 (DNA)
+        legacy_width = {"expression": 512, "dna": 64}[self.modality.name]
+        width = config.get("denoiser_width", legacy_width)
+        denoiser = self.modality.denoiser(space.dim, self.dim, width)
         return ConditionalDiffusion.from_config(denoiser, space, config)
 
     def save(self, directory: str | os.PathLike) -> Path:

@@ -24,7 +24,13 @@ from . import __version__, distributed
 from ._errors import InputError, naming
 from .checkpoint import Checkpoints
 from .evaluate import linear_probe, majority_fraction
-from .io.expression import ExpressionPreprocessing, RowReadable, get_matrix, sample_rows
+from .io.expression import (
+    DEFAULT_N_TOP_GENES,
+    ExpressionPreprocessing,
+    RowReadable,
+    get_matrix,
+    sample_rows,
+)
 from .io.files import check_writable
 from .io.genomic_benchmarks import load_dna_dataset
 from .io.h5ad import BackedMatrix, read_h5ad, write_embedding_beside, write_h5ad_atomic
@@ -82,7 +88,7 @@ def embed(
     dim: int | None = None,
     seed: int = 0,
     device: str = "auto",
-    n_top_genes: int = 2000,
+    n_top_genes: int = DEFAULT_N_TOP_GENES,
     train_cells: int | None = None,
     model: EmbeddingModel | str | os.PathLike | None = None,
     align_genes: bool = False,
@@ -118,7 +124,7 @@ def _train_expression(
     var_names: pd.Index,
     layer: str | None = None,
     *,
-    n_top_genes: int = 2000,
+    n_top_genes: int = DEFAULT_N_TOP_GENES,
     train_cells: int | None = None,
     method: str = DEFAULT_METHOD,
     epochs: int | None = None,

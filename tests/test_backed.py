@@ -54,7 +54,7 @@ def test_embed_backed_writes_a_copy_with_obsm_and_leaves_input_untouched(
     before = digest(source)
     out = tmp_path / "out.h5ad"
     result = run("embed", source, "--backed", "--train-cells", "150", "--method", "simclr",
-                 "--epochs", "1", "--dim", "8", "-o", out,
+                 "--epochs", "1", "--dim", "8", "--n-top-genes", "2000", "-o", out,
                  "--save-model", tmp_path / "m")  # fmt: skip
     assert result.exit_code == 0, result.output
     assert digest(source) == before

@@ -49,6 +49,12 @@ def test_diffaug_trains_generator_every_round_and_saves_it(bladder, tmp_path):
                                loaded.diffusion.state_dict().values()):  # fmt: skip
         torch.testing.assert_close(saved, restored)
     np.testing.assert_allclose(loaded.embed(bladder), bladder.obsm["X_diffaug"], atol=1e-5)
+    # the denoiser is rebuilt at the width it was saved with; models saved before the width
+    # was recorded get the width every one of them had (512 for cells)
+    config = json.loads((tmp_path / "model" / "config.json").read_text())["diffusion"]
+    assert config["denoiser_width"] == 256 == loaded.diffusion.denoiser.conditioning.width
+    del config["denoiser_width"]
+    assert loaded._new_diffusion(config).denoiser.conditioning.width == 512
 
 
 def test_diffaug_same_seed_same_embedding(pbmc):

@@ -88,7 +88,7 @@ def test_dna_samples_decode_to_valid_one_hot_and_keep_padding(schedule):
     anchors = torch.from_numpy(one_hot_encode(["ACGTACGGTACCA" * 3, "GGCATTAC" * 2], max_len=48))
     space = OneHotSpace().fit(anchors)
     assert (space.low, space.high) == (-1, 1)
-    model = ConditionalDiffusion(DNA.denoiser(4, 6), schedule, space)
+    model = ConditionalDiffusion(DNA.denoiser(4, 6, DNA.denoiser_width), schedule, space)
     condition = torch.randn(2, 6, generator=generator)
     model.fit(anchors, condition, 3, generator, torch.device("cpu"))
     generated = model.generate(anchors, condition, 0.5, 4, generator, torch.device("cpu"))
@@ -165,7 +165,9 @@ def test_categorical_generator_learns_and_follows_its_condition():
     bases = torch.where(kinds[:, None] == 1, torch.tensor([1, 2])[pick], torch.tensor([0, 3])[pick])
     sequences = torch.nn.functional.one_hot(bases, 4).permute(0, 2, 1).float()
     condition = torch.nn.functional.one_hot(kinds, 2).float()
-    model = ConditionalDiffusion(DNA.denoiser(4, 2), CategoricalSchedule(100), OneHotSpace())
+    model = ConditionalDiffusion(
+        DNA.denoiser(4, 2, DNA.denoiser_width), CategoricalSchedule(100), OneHotSpace()
+    )
     history = model.fit(sequences, condition, 30, generator, torch.device("cpu"), batch_size=64)
     assert sum(history[-3:]) / 3 < 0.8 * sum(history[:2]) / 2
     for kind, rich in ((0, [0, 3]), (1, [1, 2])):

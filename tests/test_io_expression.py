@@ -9,7 +9,7 @@ from diffaug_bio.io import ExpressionPreprocessing, read_h5ad
 
 
 def test_raw_counts_are_normalised_and_hvg_selected_like_scanpy(bladder):
-    recipe, x = ExpressionPreprocessing.fit(bladder)
+    recipe, x = ExpressionPreprocessing.fit(bladder, n_top_genes=2000)
     assert recipe.normalise
     assert len(recipe.genes) == 2000 and x.shape == (bladder.n_obs, 2000)
 
@@ -33,6 +33,13 @@ def test_sparse_and_dense_input_give_the_same_matrix(bladder):
     np.testing.assert_allclose(from_sparse, from_dense, atol=1e-4)
 
 
+def test_every_gene_is_kept_below_n_top_genes_and_a_count_below_one_is_refused(bladder):
+    recipe, x = ExpressionPreprocessing.fit(bladder)  # fixture: 3,000 genes < the default
+    assert recipe.genes == list(bladder.var_names) and x.shape == bladder.shape
+    with pytest.raises(InputError, match="n_top_genes must be at least 1"):
+        ExpressionPreprocessing.fit(bladder, n_top_genes=0)
+
+
 def test_processed_data_is_used_as_is(pbmc):
     recipe, x = ExpressionPreprocessing.fit(pbmc)
     assert not recipe.normalise
@@ -53,7 +60,7 @@ def test_layer_is_used_and_unknown_layer_is_named(bladder):
 
 
 def test_transform_reproduces_fit_and_refuses_missing_genes(bladder):
-    recipe, x = ExpressionPreprocessing.fit(bladder)
+    recipe, x = ExpressionPreprocessing.fit(bladder, n_top_genes=2000)
     restored = ExpressionPreprocessing.from_dict(recipe.to_dict())
     shuffled = bladder[:, np.random.default_rng(0).permutation(bladder.n_vars)].copy()
     np.testing.assert_allclose(restored.transform(shuffled), x, atol=1e-5)

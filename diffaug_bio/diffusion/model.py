@@ -66,6 +66,7 @@ class ConditionalDiffusion(nn.Module):
             "schedule": self.schedule.kind,
             "ema_decay": self.ema_decay,
             "condition_dropout": self.condition_dropout,
+            "denoiser_width": self.denoiser.conditioning.width,
         }
 
     @classmethod

@@ -159,7 +159,7 @@ class DiffAug(Method):
         options = self.options
         space = self.modality.diffusion_space(data.shape[1]).fit(data)
         condition_dim = self._embedding(trainer)(data[:2]).shape[1]
-        denoiser = self.modality.denoiser(space.dim, condition_dim)
+        denoiser = self.modality.denoiser(space.dim, condition_dim, self.modality.denoiser_width)
         schedule = make_schedule(options.process, options.timesteps, options.schedule)
         dropout = CONDITION_DROPOUT if options.guidance > 0 else 0.0
         return ConditionalDiffusion(denoiser, schedule, space, condition_dropout=dropout)
