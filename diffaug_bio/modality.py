@@ -84,8 +84,9 @@ EXPRESSION = Modality(
     diffusion_space=PrincipalSpace,
     denoiser=MLPDenoiser,
     denoiser_width=256,
-    # measured on mouse bladder (RESULTS.md): 256 is as good as 512 (kNN-15 91.3 / 91.6% vs
-    # 91.0 / 91.3%, seeds 0 / 1) and takes a quarter off the default embed's time
+    # measured (RESULTS.md): on mouse bladder 256 is as good as 512 (kNN-15 91.5 vs 91.1%)
+    # for a quarter less time (84 vs 113 s, within the 90 s budget); on pbmc 512 is better
+    # (80.6 vs 79.5%): a trade-off, see RESULTS.md
 )
 DNA = Modality(
     name="dna",
