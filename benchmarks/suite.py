@@ -146,12 +146,12 @@ def _cells_task(task: Task) -> dict[str, float]:
     labels = adata.obs[label].astype(str).to_numpy()
     start = time.perf_counter()
     model = None
-    if task.method.startswith("pca50"):  # "pca50:n_top_genes=5000": the peer on more genes
-        embedding = pca_embedding(adata, **parse_method(task.method)[1])
-    elif task.method == "scvi":
+    method, options = parse_method(task.method)
+    if method == "pca50":  # options too: "pca50:n_top_genes=5000" is the peer on more genes
+        embedding = pca_embedding(adata, **options)
+    elif method == "scvi":
         embedding = scvi_embedding(adata, task.seed, task.epochs)
     else:
-        method, options = parse_method(task.method)
         model = tl.embed(adata, method, epochs=task.epochs, seed=task.seed, device="cpu", **options)
         embedding = adata.obsm["X_diffaug"]
     metrics = {"train_seconds": time.perf_counter() - start}
