@@ -18,11 +18,10 @@ from ._errors import InputError
 from ._utils import set_progress
 from .checkpoint import DEFAULT_EVERY_S, Checkpoints
 from .contrastive.losses import INFONCE_TEMPERATURE, LOSSES
-from .io.expression import DEFAULT_N_TOP_GENES
 from .io.files import check_output_folder, check_writable
 from .io.h5ad import write_h5ad_atomic
 from .io.sequences import SequenceSet, write_fasta
-from .methods import METHODS, build_method
+from .methods import METHODS, DiffAug, Method, build_method
 from .methods.du import PRIORS
 from .modality import EXPRESSION
 from .train import TrainingDiverged
@@ -214,9 +213,9 @@ def cli(quiet: bool, verbose: bool) -> None:
 @click.option(
     "--n-top-genes",
     type=click.IntRange(min=1),
-    default=DEFAULT_N_TOP_GENES,
-    show_default=True,
-    help="Highly variable genes the encoder sees (fewer genes: all of them).",
+    default=None,
+    help="Highly variable genes the encoder sees (fewer genes: all of them) "
+    f"[default: {DiffAug.n_top_genes:,} for diffaug, {Method.n_top_genes:,} for the others].",
 )
 @training_options
 @checkpoint_options

@@ -25,7 +25,6 @@ from ._errors import InputError, naming
 from .checkpoint import Checkpoints
 from .evaluate import linear_probe, majority_fraction
 from .io.expression import (
-    DEFAULT_N_TOP_GENES,
     ExpressionPreprocessing,
     RowReadable,
     get_matrix,
@@ -36,7 +35,7 @@ from .io.genomic_benchmarks import load_dna_dataset
 from .io.h5ad import BackedMatrix, read_h5ad, write_embedding_beside, write_h5ad_atomic
 from .io.sequences import SequenceEncoding, SequenceSet, one_hot_decode, read_sequence_file
 from .io.tables import read_feature_table, table_separator
-from .methods import DEFAULT_METHOD
+from .methods import DEFAULT_METHOD, get_method
 from .model import EmbeddingModel
 
 logger = logging.getLogger("diffaug_bio")
@@ -88,7 +87,7 @@ def embed(
     dim: int | None = None,
     seed: int = 0,
     device: str = "auto",
-    n_top_genes: int = DEFAULT_N_TOP_GENES,
+    n_top_genes: int | None = None,
     train_cells: int | None = None,
     model: EmbeddingModel | str | os.PathLike | None = None,
     align_genes: bool = False,
@@ -99,6 +98,8 @@ def embed(
 
     Writes ``adata.obsm[key_added]`` (float32, n_obs × dim) and ``adata.uns["diffaug"]``;
     nothing else in ``adata`` changes. Returns the model, ready to ``save`` or reapply.
+    ``n_top_genes``: highly variable genes the encoder sees (None: the method's count, 5,000
+    for diffaug and 2,000 for the others; fewer genes in ``adata``: all of them).
     ``train_cells``: train on a random sample of this many cells (None: all), embed all.
     ``align_genes`` (with ``model``): genes of the model missing from ``adata`` get their
     training mean, with a warning naming them, instead of an error.
@@ -124,7 +125,7 @@ def _train_expression(
     var_names: pd.Index,
     layer: str | None = None,
     *,
-    n_top_genes: int = DEFAULT_N_TOP_GENES,
+    n_top_genes: int | None = None,
     train_cells: int | None = None,
     method: str = DEFAULT_METHOD,
     epochs: int | None = None,
@@ -140,6 +141,8 @@ def _train_expression(
         _, matrix = sample_rows(matrix, n_train, seed)
     if n_train < n_cells:
         logger.info("training on a random sample of %d of the %d cells", n_train, n_cells)
+    if n_top_genes is None:
+        n_top_genes = get_method(method).n_top_genes
     recipe, prepared = ExpressionPreprocessing.fit_rows(matrix, var_names, layer, n_top_genes)
     model = EmbeddingModel.for_expression(recipe, dim)
     return model.fit(prepared, method, epochs, seed, device, **method_options)

@@ -13,6 +13,20 @@ def test_embed_api_writes_obsm_and_uns_like_scanpy(pbmc):
     assert isinstance(model, dab.EmbeddingModel) and model.training["epochs"] == 2
 
 
+def test_gene_count_defaults_to_the_methods_and_an_explicit_one_wins(bladder):
+    """DiffAug gains from 5,000 genes, simclr and du lose (RESULTS.md): each method's own
+    default applies unless the user names a count."""
+    cells = bladder[:300].copy()  # the fixture's 3,000 genes
+    dab.tl.embed(cells, "simclr", epochs=1, dim=8)
+    assert cells.uns["diffaug"]["params"]["n_genes"] == 2000
+    dab.tl.embed(cells, "diffaug", epochs=1, dim=8)
+    assert cells.uns["diffaug"]["params"]["n_genes"] == 3000  # all: below diffaug's 5,000
+    dab.tl.embed(cells, "diffaug", epochs=1, dim=8, n_top_genes=1500)
+    assert cells.uns["diffaug"]["params"]["n_genes"] == 1500
+    with pytest.raises(InputError, match="unknown method"):
+        dab.tl.embed(cells, "nope", epochs=1)
+
+
 def test_same_seed_same_embedding_different_seed_differs(bladder):
     first, second, other = bladder.copy(), bladder.copy(), bladder.copy()
     for adata, seed in ((first, 3), (second, 3), (other, 4)):

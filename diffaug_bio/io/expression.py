@@ -31,11 +31,9 @@ logger = logging.getLogger("diffaug_bio")
 
 TARGET_SUM = 1e4
 CLIP = 10.0
-DEFAULT_N_TOP_GENES = 5000
-"""Highly variable genes the encoder sees. More than scanpy's customary 2,000 because the
-encoder gains from them more than PCA-50 does: on mouse bladder DiffAug's kNN-15 went from
-88.9% (2,000) to 89.3% (3,000), 89.8% (4,000), 91.1% (5,000) and 91.1% (8,000, 30% slower)
-in the sweep, PCA-50's from 87.6% to 89.2% at 5,000 (benchmarks/RESULTS.md)."""
+DEFAULT_N_TOP_GENES = 2000
+"""Highly variable genes kept by default: scanpy's customary count. A method may ask for
+more (``Method.n_top_genes``): DiffAug gains from 5,000, the view-based methods lose."""
 BLOCK_ROWS = 10_000
 """Cells per block when a matrix is prepared or embedded a block at a time."""
 

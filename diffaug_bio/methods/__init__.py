@@ -15,10 +15,14 @@ METHODS: dict[str, type[Method]] = {cls.name: cls for cls in (DiffAug, SimCLR, D
 DEFAULT_METHOD = DiffAug.name
 
 
-def build_method(name: str, modality: Modality, **options: object) -> Method:
+def get_method(name: str) -> type[Method]:
     if name not in METHODS:
         raise InputError(f"unknown method {name!r}: choose {', '.join(sorted(METHODS))}")
-    return METHODS[name](modality, **options)
+    return METHODS[name]
+
+
+def build_method(name: str, modality: Modality, **options: object) -> Method:
+    return get_method(name)(modality, **options)
 
 
 __all__ = [
@@ -32,4 +36,5 @@ __all__ = [
     "SimCLR",
     "Viewmaker",
     "build_method",
+    "get_method",
 ]

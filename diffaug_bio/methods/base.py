@@ -11,6 +11,7 @@ import torch
 from .._errors import InputError
 from ..contrastive.losses import LossFn, get_loss
 from ..diffusion import ConditionalDiffusion
+from ..io.expression import DEFAULT_N_TOP_GENES
 from ..modality import Modality
 from ..train import ContrastiveTrainer
 
@@ -40,6 +41,9 @@ class Method(ABC):
     """A trained generator of positives, for methods that have one (saved with the model)."""
     supports_distributed: ClassVar[bool] = True
     """False for methods that train a second network outside the trainer's DDP wrapper."""
+    n_top_genes: ClassVar[int] = DEFAULT_N_TOP_GENES
+    """Highly variable genes the encoder sees by default (cells): the count each method was
+    measured best with (benchmarks/RESULTS.md)."""
 
     def __init__(self, modality: Modality, **options: object):
         unknown = sorted(set(options) - set(self.Options.__dataclass_fields__))
