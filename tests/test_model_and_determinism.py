@@ -14,8 +14,8 @@ def test_embed_api_writes_obsm_and_uns_like_scanpy(pbmc):
 
 
 def test_gene_count_defaults_to_the_methods_and_an_explicit_one_wins(bladder):
-    """DiffAug gains from 5,000 genes, simclr and du lose (RESULTS.md): each method's own
-    default applies unless the user names a count."""
+    """DiffAug gains from 5,000 genes, the view-based methods lose (RESULTS.md): each
+    method's own default applies unless the user names a count."""
     cells = bladder[:300].copy()  # the fixture's 3,000 genes
     dab.tl.embed(cells, "simclr", epochs=1, dim=8)
     assert cells.uns["diffaug"]["params"]["n_genes"] == 2000

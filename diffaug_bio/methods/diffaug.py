@@ -105,8 +105,8 @@ class DiffAug(Method):
     name = "diffaug"
     options: DiffAugOptions
     # measured on mouse bladder (RESULTS.md): kNN-15 88.9 / 89.3 / 89.8 / 91.1 / 91.1% at
-    # 2,000 / 3,000 / 4,000 / 5,000 / 8,000 genes (8,000: 30% slower); simclr and du lose
-    # with more genes, so the other methods keep 2,000
+    # 2,000 / 3,000 / 4,000 / 5,000 / 8,000 genes (8,000: 30% slower); every view-based
+    # method loses 1.3-5.9 points on 5,000, so the others keep 2,000
     n_top_genes = 5000
 
     Options = DiffAugOptions
