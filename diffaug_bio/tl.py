@@ -24,12 +24,7 @@ from . import __version__, distributed
 from ._errors import InputError, naming
 from .checkpoint import Checkpoints
 from .evaluate import linear_probe, majority_fraction
-from .io.expression import (
-    ExpressionPreprocessing,
-    RowReadable,
-    get_matrix,
-    sample_rows,
-)
+from .io.expression import ExpressionPreprocessing, RowReadable, get_matrix, sample_rows
 from .io.files import check_writable
 from .io.genomic_benchmarks import load_dna_dataset
 from .io.h5ad import BackedMatrix, read_h5ad, write_embedding_beside, write_h5ad_atomic

@@ -54,7 +54,7 @@ def test_embed_backed_writes_a_copy_with_obsm_and_leaves_input_untouched(
     before = digest(source)
     out = tmp_path / "out.h5ad"
     result = run("embed", source, "--backed", "--train-cells", "150", "--method", "simclr",
-                 "--epochs", "1", "--dim", "8", "--n-top-genes", "2000", "-o", out,
+                 "--epochs", "1", "--dim", "8", "--n-top-genes", "2500", "-o", out,
                  "--save-model", tmp_path / "m")  # fmt: skip
     assert result.exit_code == 0, result.output
     assert digest(source) == before
@@ -63,7 +63,8 @@ def test_embed_backed_writes_a_copy_with_obsm_and_leaves_input_untouched(
     assert embedding.shape == (original.n_obs, 8) and embedding.dtype == np.float32
     params = written.uns["diffaug"]["params"]
     assert params["train_cells"] == 150 and params["counts_normalised"]
-    assert params["method"] == "simclr" and params["n_genes"] == 2000
+    # an explicit count reaches the backed path (simclr's own default is 2,000)
+    assert params["method"] == "simclr" and params["n_genes"] == 2500
     assert (written.X != original.X).nnz == 0 and written.obs.equals(original.obs)
     # the saved model reapplied in memory gives the same embedding: same recipe, same blocks
     model = dab.EmbeddingModel.load(tmp_path / "m")
