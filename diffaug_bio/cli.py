@@ -18,6 +18,7 @@ from ._errors import InputError
 from ._utils import set_progress
 from .checkpoint import DEFAULT_EVERY_S, Checkpoints
 from .contrastive.losses import INFONCE_TEMPERATURE, LOSSES
+from .diffusion.schedules import BETA_SCHEDULES
 from .io.files import check_output_folder, check_writable
 from .io.h5ad import write_h5ad_atomic
 from .io.sequences import SequenceSet, write_fasta
@@ -102,6 +103,7 @@ METHOD_OPTIONS = (
     "replace_fraction",
     "noise_level",
     "guidance",
+    "schedule",
     "process",
     "prior",
     "sigma",
@@ -144,6 +146,8 @@ def training_options(function):
         click.option("--guidance", type=click.FloatRange(min=0), default=None,
                      help="diffaug: classifier-free guidance weight, 0 off "
                           "[default: 2 cells, 0 DNA]."),
+        click.option("--schedule", type=click.Choice(sorted(BETA_SCHEDULES)), default=None,
+                     help="diffaug: the noise (β) schedule [default: linear]."),
         click.option("--process", type=click.Choice(["gaussian", "categorical"]), default=None,
                      help="diffaug: forward process; categorical (D3PM) is for DNA only "
                           "[default: gaussian]."),
