@@ -23,6 +23,7 @@ from .io.files import check_output_folder, check_writable
 from .io.h5ad import write_h5ad_atomic
 from .io.sequences import SequenceSet, write_fasta
 from .methods import METHODS, DiffAug, Method, build_method
+from .methods.diffaug import DiffAugOptions
 from .methods.du import PRIORS
 from .modality import EXPRESSION
 from .train import TrainingDiverged
@@ -147,7 +148,7 @@ def training_options(function):
                      help="diffaug: classifier-free guidance weight, 0 off "
                           "[default: 2 cells, 0 DNA]."),
         click.option("--schedule", type=click.Choice(sorted(BETA_SCHEDULES)), default=None,
-                     help="diffaug: the noise (β) schedule [default: linear]."),
+                     help=f"diffaug: the noise (β) schedule [default: {DiffAugOptions.schedule}]."),
         click.option("--process", type=click.Choice(["gaussian", "categorical"]), default=None,
                      help="diffaug: forward process; categorical (D3PM) is for DNA only "
                           "[default: gaussian]."),
