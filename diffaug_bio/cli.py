@@ -18,7 +18,7 @@ from ._errors import InputError
 from ._utils import set_progress
 from .checkpoint import DEFAULT_EVERY_S, Checkpoints
 from .contrastive.losses import INFONCE_TEMPERATURE, LOSSES
-from .diffusion.schedules import BETA_SCHEDULES
+from .diffusion.schedules import BETA_SCHEDULES, SCHEDULES
 from .io.files import check_output_folder, check_writable
 from .io.h5ad import write_h5ad_atomic
 from .io.sequences import SequenceSet, write_fasta
@@ -149,9 +149,9 @@ def training_options(function):
                           "[default: 2 cells, 0 DNA]."),
         click.option("--schedule", type=click.Choice(sorted(BETA_SCHEDULES)), default=None,
                      help=f"diffaug: the noise (β) schedule [default: {DiffAugOptions.schedule}]."),
-        click.option("--process", type=click.Choice(["gaussian", "categorical"]), default=None,
+        click.option("--process", type=click.Choice(sorted(SCHEDULES)), default=None,
                      help="diffaug: forward process; categorical (D3PM) is for DNA only "
-                          "[default: gaussian]."),
+                          f"[default: {DiffAugOptions.process}]."),
         click.option("--prior", type=click.Choice(PRIORS), default=None,
                      help="du: kernel prior, built without labels [default: none]."),
         click.option("--sigma", type=click.FloatRange(min=0, min_open=True), default=None,

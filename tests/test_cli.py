@@ -44,14 +44,14 @@ def test_embed_to_output_leaves_input_untouched(bladder_path, tmp_path, digest):
 def test_embed_in_place_with_key_and_saved_model(bladder_path, tmp_path):
     source = shutil.copy(bladder_path, tmp_path / "cells.h5ad")
     result = run("embed", source, "--epochs", "1", "--key-added", "X_mine",
-                 "--save-model", tmp_path / "model", "--schedule", "cosine")  # fmt: skip
+                 "--save-model", tmp_path / "model", "--schedule", "linear")  # fmt: skip
     assert result.exit_code == 0, result.output
     updated = ad.read_h5ad(source)
     assert updated.obsm["X_mine"].shape == (updated.n_obs, 50)
-    assert updated.uns["diffaug"]["params"]["schedule"] == "cosine"
+    assert updated.uns["diffaug"]["params"]["schedule"] == "linear"  # not the default
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []  # no temp left
     model = EmbeddingModel.load(tmp_path / "model")
-    assert model.diffusion.schedule.kind == "cosine"  # the generator is rebuilt as trained
+    assert model.diffusion.schedule.kind == "linear"  # the generator is rebuilt as trained
     np.testing.assert_allclose(model.embed(updated), updated.obsm["X_mine"], atol=1e-5)
 
     reapplied = run("embed", source, "--model", tmp_path / "model", "-o", tmp_path / "again.h5ad",
