@@ -128,8 +128,8 @@ def training_options(function):
         click.option("--dim", type=click.IntRange(min=2), default=None,
                      help="Embedding size [default: 50 cells, 128 DNA]."),
         click.option("--seed", type=int, default=0, show_default=True,
-                     help="Fixes every random choice; same seed and thread count, same embedding "
-                          "on CPU."),
+                     help="Fixes every random choice; same seed, thread count and CPU kind, same "
+                          "embedding on CPU."),
         click.option("--device", type=DEVICE, default="auto", show_default=True,
                      help="auto picks cuda, then mps, then cpu."),
         click.option("--loss", type=click.Choice(sorted(LOSSES)), default=None,

@@ -63,8 +63,8 @@ class DiffAugOptions(MethodOptions):
     short in both steps rather than spending nearly all its time fitting the generator."""
     schedule: str = "cosine"
     """β schedule: "cosine" (Nichol & Dhariwal 2021) or "linear" (DDPM's, the reference's).
-    Cosine measured level or better on every benchmark dataset and is the one with which
-    DNA's generated positives beat simclr on every seed (benchmarks/RESULTS.md)."""
+    Cosine measured level or better on every benchmark dataset, and with it t* hardly matters
+    (0.3-0.7 of T measured level; benchmarks/RESULTS.md)."""
     process: str = "gaussian"
     """Forward process: "gaussian", or "categorical" (D3PM, uniform transitions; DNA only)."""
     timesteps: int = 1000
