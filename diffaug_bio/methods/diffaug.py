@@ -64,7 +64,7 @@ class DiffAugOptions(MethodOptions):
     schedule: str = "cosine"
     """β schedule: "cosine" (Nichol & Dhariwal 2021) or "linear" (DDPM's, the reference's).
     Cosine measured level or better on every benchmark dataset, and with it t* hardly matters
-    (0.3-0.7 of T measured level; benchmarks/RESULTS.md)."""
+    (0 to 0.7 of T measured within seed noise; benchmarks/RESULTS.md)."""
     process: str = "gaussian"
     """Forward process: "gaussian", or "categorical" (D3PM, uniform transitions; DNA only)."""
     timesteps: int = 1000
