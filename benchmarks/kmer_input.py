@@ -38,10 +38,12 @@ def kmer_counts(sequences: list[str], k: int) -> np.ndarray:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0], allow_abbrev=False)
     parser.add_argument("--dataset", type=Path, default=NONTATA,
                         help="a Genomic Benchmarks dataset folder (train/ and test/)")  # fmt: skip
     parser.add_argument("--k", type=int, default=6)
+    parser.add_argument("--max-features", type=int, default=5000,
+                        help="the most variable k-mers kept (embed's n_top_genes)")  # fmt: skip
     parser.add_argument("--methods", default="simclr,diffaug")
     parser.add_argument("--seeds", default="0")
     parser.add_argument("--fit-on", choices=("train", "all"), default="train")
@@ -62,14 +64,15 @@ def main() -> None:
             cells = ad.AnnData(sparse.csr_matrix(counts[fit_rows]))
             cells.var_names = names
             model = tl.embed(cells, method, seed=seed, device="cpu",
-                             n_top_genes=min(5000, counts.shape[1]), **options)  # fmt: skip
+                             n_top_genes=args.max_features, **options)  # fmt: skip
             everything = ad.AnnData(sparse.csr_matrix(counts))
             everything.var_names = names
             tl.embed(everything, model=model, device="cpu")
             embedding = everything.obsm[tl.DEFAULT_KEY]
             accuracy = linear_probe(embedding[train], labels[train],
                                     embedding[~train], labels[~train])  # fmt: skip
-            row = {"dataset": args.dataset.name, "k": args.k, "fit_on": args.fit_on,
+            row = {"dataset": args.dataset.name, "k": args.k,
+                   "max_features": args.max_features, "fit_on": args.fit_on,
                    "method": spec, "seed": seed, "linear_probe_accuracy": round(accuracy, 4),
                    "train_s": round(time.perf_counter() - start, 1)}  # fmt: skip
             print(row, flush=True)
