@@ -32,7 +32,8 @@ NONTATA = DEFAULT_DATA / "genomic_benchmarks" / "human_nontata_promoters"
 
 
 def kmer_counts(sequences: list[str], k: int) -> np.ndarray:
-    """Counts, not frequencies: ``embed``'s recipe normalises counts itself."""
+    """Counts (frequencies times windows, rounded), not frequencies: ``embed`` recognises
+    counts and normalises them itself (normalize_total + log1p), as it does for cells."""
     windows = np.array([max(len(s) - k + 1, 1) for s in sequences], dtype=np.float32)
     return np.rint(kmer_frequencies(sequences, k) * windows[:, None]).astype(np.float32)
 
