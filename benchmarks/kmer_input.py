@@ -20,22 +20,14 @@ from pathlib import Path
 
 import anndata as ad
 import numpy as np
-import scipy.sparse as sparse
 from suite import DEFAULT_DATA, parse_method
 
 from diffaug_bio import tl
-from diffaug_bio.baselines import kmer_frequencies
+from diffaug_bio.baselines import kmer_counts
 from diffaug_bio.evaluate import linear_probe
 from diffaug_bio.io import load_dna_dataset
 
 NONTATA = DEFAULT_DATA / "genomic_benchmarks" / "human_nontata_promoters"
-
-
-def kmer_counts(sequences: list[str], k: int) -> np.ndarray:
-    """Counts (frequencies times windows, rounded), not frequencies: ``embed`` recognises
-    counts and normalises them itself (normalize_total + log1p), as it does for cells."""
-    windows = np.array([max(len(s) - k + 1, 1) for s in sequences], dtype=np.float32)
-    return np.rint(kmer_frequencies(sequences, k) * windows[:, None]).astype(np.float32)
 
 
 def main() -> None:
@@ -53,8 +45,9 @@ def main() -> None:
 
     sequences = load_dna_dataset(str(args.dataset))
     labels = np.asarray(sequences.labels)
-    counts = kmer_counts(sequences.sequences, args.k)
-    names = [f"k{i}" for i in range(counts.shape[1])]
+    # counts, not frequencies: embed recognises counts and normalises them (as for cells)
+    everything = ad.AnnData(kmer_counts(sequences.sequences, args.k))
+    everything.var_names = [f"k{i}" for i in range(everything.n_vars)]
     rows = []
     for seed in map(int, args.seeds.split(",")):
         train = tl.probe_splits(sequences, seed) == "train"
@@ -62,12 +55,8 @@ def main() -> None:
         for spec in args.methods.split(","):
             method, options = parse_method(spec)
             start = time.perf_counter()
-            cells = ad.AnnData(sparse.csr_matrix(counts[fit_rows]))
-            cells.var_names = names
-            model = tl.embed(cells, method, seed=seed, device="cpu",
+            model = tl.embed(everything[fit_rows].copy(), method, seed=seed, device="cpu",
                              n_top_genes=args.max_features, **options)  # fmt: skip
-            everything = ad.AnnData(sparse.csr_matrix(counts))
-            everything.var_names = names
             tl.embed(everything, model=model, device="cpu")
             embedding = everything.obsm[tl.DEFAULT_KEY]
             accuracy = linear_probe(embedding[train], labels[train],

@@ -37,10 +37,16 @@ def pca_embedding(
     return scratch.obsm["X_pca"]
 
 
-def kmer_frequencies(sequences: list[str], k: int) -> np.ndarray:
-    """Frequencies of every k-mer over A/C/G/T (k-mers holding other characters are skipped)."""
+def kmer_counts(sequences: list[str], k: int) -> sparse.csr_matrix:
+    """Counts (float32, sparse) of every k-mer over A/C/G/T, columns in lexicographic order;
+    k-mers holding other characters are skipped."""
     vocabulary = ["".join(kmer) for kmer in itertools.product("acgt", repeat=k)]
     counter = CountVectorizer(analyzer="char", ngram_range=(k, k), vocabulary=vocabulary)
-    counts = counter.transform(sequences).astype(np.float32)
+    return counter.transform(sequences).astype(np.float32).tocsr()
+
+
+def kmer_frequencies(sequences: list[str], k: int) -> np.ndarray:
+    """Frequencies of every k-mer over A/C/G/T (k-mers holding other characters are skipped)."""
+    counts = kmer_counts(sequences, k)
     totals = np.asarray(counts.sum(axis=1))
     return np.asarray(counts.multiply(1 / np.maximum(totals, 1)).todense())
