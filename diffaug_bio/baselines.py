@@ -5,15 +5,13 @@ Cells: PCA-50 after scanpy's standard pipeline. DNA: k-mer frequency vectors.
 
 from __future__ import annotations
 
-import itertools
-
 import anndata as ad
 import numpy as np
 import scanpy as sc
 from scipy import sparse
-from sklearn.feature_extraction.text import CountVectorizer
 
 from .io.expression import get_matrix, looks_like_counts
+from .io.kmers import kmer_counts
 
 
 def pca_embedding(
@@ -35,14 +33,6 @@ def pca_embedding(
     n_comps = min(n_comps, scratch.n_obs - 1, scratch.n_vars - 1)
     sc.tl.pca(scratch, n_comps=n_comps, random_state=0)
     return scratch.obsm["X_pca"]
-
-
-def kmer_counts(sequences: list[str], k: int) -> sparse.csr_matrix:
-    """Counts (float32, sparse) of every k-mer over A/C/G/T, columns in lexicographic order;
-    k-mers holding other characters are skipped."""
-    vocabulary = ["".join(kmer) for kmer in itertools.product("acgt", repeat=k)]
-    counter = CountVectorizer(analyzer="char", ngram_range=(k, k), vocabulary=vocabulary)
-    return counter.transform(sequences).astype(np.float32).tocsr()
 
 
 def kmer_frequencies(sequences: list[str], k: int) -> np.ndarray:

@@ -21,6 +21,7 @@ from .contrastive.losses import INFONCE_TEMPERATURE, LOSSES
 from .diffusion.schedules import BETA_SCHEDULES, SCHEDULES
 from .io.files import check_output_folder, check_writable
 from .io.h5ad import write_h5ad_atomic
+from .io.kmers import DEFAULT_K, K_RANGE
 from .io.sequences import SequenceSet, write_fasta
 from .methods import METHODS, DiffAug, Method, build_method
 from .methods.diffaug import DiffAugOptions
@@ -126,7 +127,7 @@ def training_options(function):
         click.option("--epochs", type=click.IntRange(min=1), default=None,
                      help="Contrastive training epochs [default: per modality]."),
         click.option("--dim", type=click.IntRange(min=2), default=None,
-                     help="Embedding size [default: 50 cells, 128 DNA]."),
+                     help="Embedding size [default: 128 for cnn / transformer DNA, 50 else]."),
         click.option("--seed", type=int, default=0, show_default=True,
                      help="Fixes every random choice; same seed, thread count and CPU kind, same "
                           "embedding on CPU."),
@@ -137,7 +138,8 @@ def training_options(function):
         click.option("--temperature", type=click.FloatRange(min=0, min_open=True), default=None,
                      help=f"InfoNCE temperature [default: {INFONCE_TEMPERATURE}]."),
         click.option("--warmup", type=click.Choice(["neighbours", "views"]), default=None,
-                     help="diffaug: warm-up positives [default: neighbours cells, views DNA]."),
+                     help="diffaug: warm-up positives [default: views for one-hot DNA, "
+                          "neighbours else]."),
         click.option("--rounds", type=click.IntRange(min=1), default=None,
                      help="diffaug: M-step/E-step rounds after the warm-up."),
         click.option("--replace-fraction", type=click.FloatRange(0, 1), default=None,
@@ -146,7 +148,7 @@ def training_options(function):
                      help="diffaug: t*/T, how far anchors are noised before denoising."),
         click.option("--guidance", type=click.FloatRange(min=0), default=None,
                      help="diffaug: classifier-free guidance weight, 0 off "
-                          "[default: 2 cells, 0 DNA]."),
+                          "[default: 0 for one-hot DNA, 2 else]."),
         click.option("--schedule", type=click.Choice(sorted(BETA_SCHEDULES)), default=None,
                      help=f"diffaug: the noise (β) schedule [default: {DiffAugOptions.schedule}]."),
         click.option("--process", type=click.Choice(sorted(SCHEDULES)), default=None,
@@ -157,8 +159,8 @@ def training_options(function):
         click.option("--sigma", type=click.FloatRange(min=0, min_open=True), default=None,
                      help="du: RBF bandwidth of the prior [default: median distance]."),
         click.option("--epsilon", type=click.FloatRange(min=0, min_open=True), default=None,
-                     help="viewmaker: ℓ1 budget per element [default: 0.01 cells, 0.015 DNA]; "
-                          "clae: FGSM step [default: 0.03]."),
+                     help="viewmaker: ℓ1 budget per element [default: 0.015 one-hot DNA, "
+                          "0.01 else]; clae: FGSM step [default: 0.03]."),
     ]  # fmt: skip
     for decorator in reversed(decorators):
         function = decorator(function)
@@ -322,10 +324,25 @@ def embed(input_file, output, layer, key_added, save_model, model_dir, align_gen
 )
 @click.option(
     "--encoder",
-    type=click.Choice(["cnn", "transformer"]),
+    type=click.Choice(tl.DNA_ENCODERS),
     default="cnn",
     show_default=True,
-    help="Sequence encoder.",
+    help="cnn / transformer: on one-hot sequences; kmer: an MLP on each sequence's k-mer "
+    "counts, trained as cells are (no augment: its positives are k-mer spectra).",
+)
+@click.option(
+    "--k",
+    type=click.IntRange(*K_RANGE),
+    default=None,
+    help=f"--encoder kmer: the k-mer length [default: {DEFAULT_K}].",
+)
+@click.option(
+    "--fit-on",
+    type=click.Choice(tl.FIT_ON),
+    default="train",
+    show_default=True,
+    help="Sequences the encoder learns from, labels never used: the train split, or all "
+    "(test split too, as embed learns from every cell). The probe is fit on train either way.",
 )
 @training_options
 @click.option(
@@ -335,7 +352,7 @@ def embed(input_file, output, layer, key_added, save_model, model_dir, align_gen
     help="Window width: longer sequences are centre-cropped, shorter ones centred and "
     "zero-padded [default: longest training sequence].",
 )
-def train_dna(dataset, gb_root, outdir, encoder, max_len, **options):
+def train_dna(dataset, gb_root, outdir, encoder, k, fit_on, max_len, **options):
     """Train a DNA encoder without labels; write embeddings, model and linear-probe metrics.
 
     DATASET is a Genomic Benchmarks name (looked up under --gb-root, then
@@ -350,12 +367,13 @@ def train_dna(dataset, gb_root, outdir, encoder, max_len, **options):
     Examples:
       diffaug-bio train-dna human_nontata_promoters --gb-root data/genomic_benchmarks -o run/
       diffaug-bio train-dna sequences.csv --encoder transformer --epochs 10 -o run/
+      diffaug-bio train-dna human_nontata_promoters --encoder kmer --fit-on all -o run/
     """
     check_output_folder(outdir)
     checkpoints = make_checkpoints(Path(outdir) / "checkpoint.pt", options)
     extra = method_options(options)
-    result = tl.train_dna(dataset, gb_root=gb_root, encoder=encoder, max_len=max_len,
-                          checkpoints=checkpoints, **options, **extra)  # fmt: skip
+    result = tl.train_dna(dataset, gb_root=gb_root, encoder=encoder, max_len=max_len, k=k,
+                          fit_on=fit_on, checkpoints=checkpoints, **options, **extra)  # fmt: skip
     if not distributed.is_main():
         return
     result.save(outdir)

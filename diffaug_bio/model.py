@@ -25,6 +25,7 @@ from .diffusion import ConditionalDiffusion
 from .encoders import build_encoder, projection_head
 from .io.expression import BLOCK_ROWS, ExpressionPreprocessing, get_matrix, row_blocks
 from .io.h5ad import BackedMatrix
+from .io.kmers import KmerEncoding
 from .io.sequences import SequenceEncoding, SequenceSet
 from .methods import DEFAULT_METHOD, build_method
 from .modality import Modality, get_modality
@@ -33,14 +34,22 @@ from .train import ContrastiveTrainer, OptimiserConfig, embed
 logger = logging.getLogger("diffaug_bio")
 
 FORMAT = "diffaug-bio-model/1"
-InputRecipe = ExpressionPreprocessing | SequenceEncoding
+InputRecipe = ExpressionPreprocessing | SequenceEncoding | KmerEncoding
+RECIPES: dict[str, type[InputRecipe]] = {
+    "expression": ExpressionPreprocessing,
+    "dna": SequenceEncoding,
+    "dna-kmer": KmerEncoding,
+}
+"""Each modality's input recipe, by the name saved in a model's config."""
+LEGACY_DENOISER_WIDTH = {"expression": 512, "dna": 64}
+"""The width of models saved before it was recorded (all of them cells or one-hot DNA)."""
 
 
 class EmbeddingModel:
-    """An embedding model for one modality (``expression`` or ``dna``).
+    """An embedding model for one modality (``expression``, ``dna`` or ``dna-kmer``).
 
-    Build it with :meth:`for_expression` or :meth:`for_dna`, train it with :meth:`fit`,
-    apply it with :meth:`embed`, keep it with :meth:`save` / :meth:`load`.
+    Build it with :meth:`for_expression`, :meth:`for_dna` or :meth:`for_kmers`, train it
+    with :meth:`fit`, apply it with :meth:`embed`, keep it with :meth:`save` / :meth:`load`.
     """
 
     def __init__(
@@ -54,7 +63,8 @@ class EmbeddingModel:
         self.recipe = recipe
         self.encoder_kind = encoder or self.modality.default_encoder
         self.dim = dim or self.modality.default_dim
-        self.n_features = len(recipe.genes) if isinstance(recipe, ExpressionPreprocessing) else 0
+        # sequence encoders take one-hot windows of any length: no fixed feature count
+        self.n_features = 0 if isinstance(recipe, SequenceEncoding) else recipe.n_features
         self.training: dict = {}
         self.encoder: torch.nn.Module | None = None
         self.diffusion: ConditionalDiffusion | None = None
@@ -68,6 +78,11 @@ class EmbeddingModel:
         if encoder not in {"cnn", "transformer"}:
             raise InputError(f"unknown DNA encoder {encoder!r}: choose cnn or transformer")
         return cls("dna", encoding, encoder, dim)
+
+    @classmethod
+    def for_kmers(cls, encoding: KmerEncoding, dim: int | None = None):
+        """Sequences as k-mer count vectors, embedded by an MLP as cells are."""
+        return cls("dna-kmer", encoding, "mlp", dim)
 
     def _new_encoder(self) -> torch.nn.Module:
         return build_encoder(self.encoder_kind, self.n_features, self.dim)
@@ -137,7 +152,7 @@ class EmbeddingModel:
 
     def prepare(self, data: ad.AnnData | SequenceSet) -> torch.Tensor:
         """Raw input → encoder input, by the saved recipe (gene order, normalisation, window)."""
-        if self.modality.name == "expression":
+        if self.modality.reads == "expression":
             if not isinstance(data, ad.AnnData):
                 raise InputError("this is an expression model: give it an AnnData")
             return torch.from_numpy(self.recipe.transform(data))
@@ -152,19 +167,20 @@ class EmbeddingModel:
         align_genes: bool = False,
     ) -> np.ndarray:
         """Embeddings (n, dim) float32 of raw input (AnnData, a backed file's matrix,
-        SequenceSet) or of prepared tensors. Cells are prepared and embedded a block at a
-        time, so memory stays flat however many there are. ``align_genes``: cells lacking
-        some of the model's genes get those genes' training mean (with a warning) instead
-        of an error."""
+        SequenceSet) or of prepared tensors. Cells and sequences are prepared and embedded
+        a block at a time, so memory stays flat however many there are. ``align_genes``:
+        cells lacking some of the model's genes get those genes' training mean (with a
+        warning) instead of an error."""
         if self.encoder is None:
             raise InputError("the model is not trained yet: call fit() or load() first")
         torch_device = resolve_device(device)
         encoder = self.encoder.to(torch_device)
         if isinstance(data, ad.AnnData | BackedMatrix):
             blocks, n_items = self._prepared_blocks(data, align_genes), data.shape[0]
+        elif isinstance(data, SequenceSet):
+            blocks, n_items = self._prepared_sequence_blocks(data), len(data)
         else:
-            blocks = [self.prepare(data) if isinstance(data, SequenceSet) else data]
-            n_items = len(data)
+            blocks, n_items = [data], len(data)
         embedding = np.empty((n_items, self.dim), dtype=np.float32)
         start = 0  # filled block by block: the output is held once, not twice
         for block in blocks:
@@ -177,13 +193,18 @@ class EmbeddingModel:
     def _prepared_blocks(
         self, data: ad.AnnData | BackedMatrix, align_genes: bool
     ) -> Iterator[torch.Tensor]:
-        if self.modality.name != "expression":
+        if self.modality.reads != "expression":
             raise InputError("this is a DNA model: give it sequences")
         matrix = data if isinstance(data, BackedMatrix) else get_matrix(data, self.recipe.layer)
         index = self.recipe.gene_index(data.var_names, align_genes)
         blocks = row_blocks(matrix)
         for _, block in progress(blocks, "embedding cells", -(-matrix.shape[0] // BLOCK_ROWS)):
             yield torch.from_numpy(self.recipe.transform_rows(block, index))
+
+    def _prepared_sequence_blocks(self, sequences: SequenceSet) -> Iterator[torch.Tensor]:
+        for start in range(0, len(sequences), BLOCK_ROWS):
+            rows = slice(start, start + BLOCK_ROWS)
+            yield self.prepare(SequenceSet(sequences.ids[rows], sequences.sequences[rows]))
 
     @torch.no_grad()
     def augment(
@@ -200,6 +221,11 @@ class EmbeddingModel:
         denoised conditioned on its embedding. Needs a model trained with ``diffaug``."""
         if self.diffusion is None:
             raise InputError("this model has no generator: train it with --method diffaug")
+        if isinstance(self.recipe, KmerEncoding):
+            raise InputError(
+                "this k-mer model generates k-mer spectra, which do not decode to sequences; "
+                "augment needs a DNA model trained with --encoder cnn or transformer"
+            )
         if n < 1:
             raise InputError(f"-n must be at least 1, got {n}")
         prepared = self.prepare(data)
@@ -234,9 +260,7 @@ class EmbeddingModel:
 
     def _new_diffusion(self, config: dict) -> ConditionalDiffusion:
         space = self.modality.diffusion_space(self.n_features)
-        # models saved before the width was recorded all had 512 (cells) or 64 (DNA)
-        legacy_width = {"expression": 512, "dna": 64}[self.modality.name]
-        width = config.get("denoiser_width", legacy_width)
+        width = config.get("denoiser_width") or LEGACY_DENOISER_WIDTH[self.modality.name]
         denoiser = self.modality.denoiser(space.dim, self.dim, width)
         return ConditionalDiffusion.from_config(denoiser, space, config)
 
@@ -271,15 +295,13 @@ class EmbeddingModel:
             raise InputError(f"{config_file}: unreadable model config ({error})") from error
         if config.get("format") != FORMAT:
             raise InputError(f"{directory}: unknown model format {config.get('format')!r}")
-        if modality is not None and config["modality"] != modality:
+        saved = get_modality(config["modality"])
+        if modality is not None and saved.reads != modality:
             raise InputError(
-                f"{directory} holds a {config['modality']} model, but {modality} input was given"
+                f"{directory} holds a {saved.name} model, but {modality} input was given"
             )
-        recipe_class = (
-            ExpressionPreprocessing if config["modality"] == "expression" else SequenceEncoding
-        )
-        model = cls(config["modality"], recipe_class.from_dict(config["input"]),
-                    config["encoder"], config["dim"])  # fmt: skip
+        recipe = RECIPES[saved.name].from_dict(config["input"])
+        model = cls(saved.name, recipe, config["encoder"], config["dim"])
         model.training = config.get("training", {})
         model.encoder = model._new_encoder()
         state = torch.load(directory / "encoder.pt", map_location="cpu", weights_only=True)

@@ -28,6 +28,7 @@ from .io.expression import ExpressionPreprocessing, RowReadable, get_matrix, sam
 from .io.files import check_writable
 from .io.genomic_benchmarks import load_dna_dataset
 from .io.h5ad import BackedMatrix, read_h5ad, write_embedding_beside, write_h5ad_atomic
+from .io.kmers import DEFAULT_K, KmerEncoding
 from .io.sequences import SequenceEncoding, SequenceSet, one_hot_decode, read_sequence_file
 from .io.tables import read_feature_table, table_separator
 from .methods import DEFAULT_METHOD, get_method
@@ -66,7 +67,7 @@ def _expression_params(model: EmbeddingModel, key_added: str, train_cells: int |
 
 def _load(model: EmbeddingModel | str | os.PathLike, modality: str) -> EmbeddingModel:
     if isinstance(model, EmbeddingModel):
-        if model.modality.name != modality:
+        if model.modality.reads != modality:
             raise InputError(f"a {model.modality.name} model cannot embed {modality} input")
         return model
     return EmbeddingModel.load(model, modality)
@@ -286,6 +287,12 @@ def sequences_adata(
     return ad.AnnData(obs=obs, obsm={key: embedding})
 
 
+DNA_ENCODERS = ("cnn", "transformer", "kmer")
+FIT_ON = ("train", "all")
+"""The sequences ``train_dna``'s encoder learns from (labels are never used): the train
+split, or every sequence, test split included — as ``embed`` learns from every cell."""
+
+
 def train_dna(
     dataset: str | os.PathLike | SequenceSet,
     *,
@@ -297,33 +304,51 @@ def train_dna(
     seed: int = 0,
     device: str = "auto",
     max_len: int | None = None,
+    k: int | None = None,
+    fit_on: str = "train",
     checkpoints: Checkpoints | None = None,
     **method_options: object,
 ) -> DNATrainingResult:
-    """Train a sequence encoder on the train split (labels unused), embed every sequence and
-    score a linear probe (fit on train-split embeddings, accuracy on the test split).
+    """Train a sequence encoder without labels, embed every sequence and score a linear
+    probe (fit on train-split embeddings, accuracy on the test split).
+
+    ``encoder``: ``cnn`` or ``transformer`` on one-hot windows of ``max_len`` bases, or
+    ``kmer``: an MLP on each sequence's k-mer counts (``k``, default 7), trained as cells
+    are. ``fit_on``: the encoder learns from the ``train`` split or from ``all`` sequences.
     ``checkpoints``: as for :func:`embed`."""
     start = time.perf_counter()
+    if encoder not in DNA_ENCODERS:
+        raise InputError(f"unknown DNA encoder {encoder!r}: choose cnn, transformer or kmer")
+    if fit_on not in FIT_ON:
+        raise InputError(f"fit_on must be train or all, not {fit_on!r}")
+    if encoder == "kmer" and max_len is not None:
+        raise InputError("--max-len sets the one-hot window of cnn / transformer encoders; "
+                         "--encoder kmer counts k-mers over whole sequences")  # fmt: skip
+    if encoder != "kmer" and k is not None:
+        raise InputError("--k is the k-mer length of --encoder kmer")
     with naming(None if isinstance(dataset, SequenceSet) else dataset):
         if not isinstance(dataset, SequenceSet):
             dataset = load_dna_dataset(str(dataset), gb_root)
         splits = probe_splits(dataset, seed)
         dataset = SequenceSet(dataset.ids, dataset.sequences, dataset.labels, list(splits))
         train = splits == "train"
-        encoding = SequenceEncoding.fit(dataset.subset(train), max_len)
-        one_hot = encoding.transform(dataset)
-        if train.sum() < 2:
-            raise InputError(f"{train.sum()} training sequences; training needs at least 2")
-    logger.info("read %d sequences (%d train), window %d bp", len(dataset), train.sum(),
-                encoding.max_len)  # fmt: skip
-    model = EmbeddingModel.for_dna(encoding, encoder, dim)
-    model.fit(one_hot[train], method, epochs, seed, device, checkpoints, **method_options)
-    embedding = model.embed(one_hot, device)
+        fitted = train if fit_on == "train" else np.ones(len(dataset), dtype=bool)
+        if fitted.sum() < 2:
+            raise InputError(f"{fitted.sum()} training sequences; training needs at least 2")
+        model = _dna_model(dataset.subset(fitted), encoder, dim, max_len, k)
+        prepared = model.prepare(dataset)  # every sequence checked before training starts
+    logger.info("read %d sequences (%d train); the encoder learns from %s (%d)", len(dataset),
+                train.sum(), "the train split" if fit_on == "train" else "all of them",
+                fitted.sum())  # fmt: skip
+    model.fit(prepared[fitted], method, epochs, seed, device, checkpoints, **method_options)
+    embedding = model.embed(prepared, device)
     adata = sequences_adata(dataset, embedding)
-    _record_params(adata, model, max_len=encoding.max_len)
+    _record_params(adata, model, fit_on=fit_on, **_dna_input_params(model))
     metrics: dict = {
         "method": method,
-        "encoder": model.encoder_kind,
+        "encoder": encoder,
+        "fit_on": fit_on,
+        "n_fit": int(fitted.sum()),
         "n_train": int(train.sum()),
         "n_test": int((~train).sum()),
         "train_seconds": round(time.perf_counter() - start, 2),
@@ -342,6 +367,26 @@ def train_dna(
     return DNATrainingResult(model, adata, metrics)
 
 
+def _dna_model(
+    sequences: SequenceSet, encoder: str, dim: int | None, max_len: int | None, k: int | None
+) -> EmbeddingModel:
+    """An untrained DNA model whose input recipe is fitted on ``sequences``."""
+    if encoder == "kmer":
+        recipe, _ = KmerEncoding.fit(sequences, k or DEFAULT_K)
+        logger.info("sequences read as counts of their %d %d-mers", recipe.n_features, recipe.k)
+        return EmbeddingModel.for_kmers(recipe, dim)
+    encoding = SequenceEncoding.fit(sequences, max_len)
+    logger.info("sequences one-hot encoded in a window of %d bp", encoding.max_len)
+    return EmbeddingModel.for_dna(encoding, encoder, dim)
+
+
+def _dna_input_params(model: EmbeddingModel) -> dict:
+    """How sequences became encoder input: the one-hot window, or the k-mer length."""
+    if isinstance(model.recipe, KmerEncoding):
+        return {"k": model.recipe.k}
+    return {"max_len": model.recipe.max_len}
+
+
 def embed_dna(
     sequences: str | os.PathLike | SequenceSet,
     model: EmbeddingModel | str | os.PathLike,
@@ -353,7 +398,7 @@ def embed_dna(
         if not isinstance(sequences, SequenceSet):
             sequences = read_sequence_file(sequences)
         adata = sequences_adata(sequences, model.embed(sequences, device))
-    _record_params(adata, model, max_len=model.recipe.max_len)
+    _record_params(adata, model, **_dna_input_params(model))
     return adata
 
 

@@ -68,6 +68,8 @@ def make_inputs(tmp: Path, bladder_path: Path, nontata_dir: Path) -> dict[str, P
     no_test = tmp / "no_test"
     shutil.copytree(nontata_dir / "train", no_test / "train")
     files["no_test"] = no_test
+    (tmp / "short.fa").write_text(">long\nACGTACGTAC\n>short\nACG\n")
+    files["short_sequence"] = tmp / "short.fa"
     (tmp / "no_seq.csv").write_text("sequence,label\nACGT,0\nACGA,1\n")
     files["no_seq_column"] = tmp / "no_seq.csv"
     return files
@@ -122,6 +124,22 @@ CASES = {
         ["train-dna", "{no_seq_column}", "-o", "{tmp}/run"],
         "no_seq.csv: no 'seq' column",
     ),
+    "sequence without a k-mer": (
+        ["train-dna", "{short_sequence}", "--encoder", "kmer", "-o", "{tmp}/run"],
+        "short.fa: 1 sequences hold no 7-mer of A/C/G/T",
+    ),
+    "--max-len for k-mers": (
+        ["train-dna", "{promoters}", "--encoder", "kmer", "--max-len", "100", "-o", "{tmp}/run"],
+        "--max-len sets the one-hot window of cnn / transformer encoders",
+    ),
+    "augment with a k-mer model": (
+        ["augment", "{promoters}", "--model", "{kmer_model}", "-o", "{tmp}/augmented.fa"],
+        "k-mer spectra, which do not decode to sequences",
+    ),
+    "k-mer model for cells": (
+        ["embed", "{bladder}", "--model", "{kmer_model}", "-o", "{tmp}/o.h5ad"],
+        "holds a dna-kmer model, but expression input",
+    ),
     "model of the other modality": (
         ["embed-dna", "{promoters}", "--model", "{cells_model}", "-o", "{tmp}/o.h5ad"],
         "holds a expression model, but dna input",
@@ -158,6 +176,8 @@ def inputs(tmp_path_factory, request):
     model_data = ad.read_h5ad(cells_file(tmp / "model_cells.h5ad", counts()))
     dab.tl.embed(model_data, "simclr", epochs=1, dim=4).save(tmp / "cells_model")
     files["cells_model"] = tmp / "cells_model"
+    kmers = dab.tl.train_dna(str(data / "promoters_small.fa"), encoder="kmer", k=3, epochs=1)
+    files["kmer_model"] = kmers.model.save(tmp / "kmer_model")  # diffaug: has a generator
     return tmp, files
 
 

@@ -68,19 +68,3 @@ def test_scaling_benchmark_measures_every_mode(tmp_path, bladder_path):
     assert (results["wall_s"] > 0).all() and (results["peak_rss_mb"] > 50).all()
     assert (tmp_path / "scaling.png").read_bytes().startswith(PNG_MAGIC)
     assert not list(tmp_path.glob("synthetic_*.h5ad"))  # inputs removed after measuring
-
-
-def test_kmer_input_benchmark_scores_both_fitting_modes(tmp_path, nontata_dir):
-    for fit_on in ("train", "all"):
-        out = tmp_path / f"{fit_on}.csv"
-        command = [sys.executable, str(RUN.parent / "kmer_input.py"), "--dataset",
-                   str(nontata_dir), "--k", "3", "--methods", "simclr:epochs=10",
-                   "--fit-on", fit_on, "--out", str(out)]  # fmt: skip
-        completed = subprocess.run(command, capture_output=True, text=True, check=False)
-        assert completed.returncode == 0, completed.stderr[-3000:]
-        results = pd.read_csv(out)
-        assert results[["dataset", "k", "fit_on", "method", "seed"]].values.tolist() == [
-            ["nontata_small", 3, fit_on, "simclr:epochs=10", 0]
-        ]  # fmt: skip
-        # 40 balanced test sequences: a probe of a broken embedding would sit near 0.5
-        assert 0.65 < results["linear_probe_accuracy"].iloc[0] <= 1.0

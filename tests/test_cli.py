@@ -162,8 +162,14 @@ def test_every_method_trains_both_modalities_from_the_cli(
     for flag, value in zip(extra[::2], extra[1::2]):
         assert str(params[flag.removeprefix("--")]) == value
 
-    dna = run("train-dna", "nontata_small", "--gb-root", nontata_dir.parent, "-o", tmp_path / "run",
-              "--method", method, "--epochs", "2", "--dim", "8", *extra)  # fmt: skip
-    assert dna.exit_code == 0, dna.output
-    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
-    assert metrics["method"] == method and 0 <= metrics["linear_probe_accuracy"] <= 1
+    for encoder in ("cnn", "kmer"):  # one-hot and tabular DNA take different paths
+        out = tmp_path / encoder
+        dna = run("train-dna", "nontata_small", "--gb-root", nontata_dir.parent, "-o", out,
+                  "--encoder", encoder, "--method", method, "--epochs", "2", "--dim", "8",
+                  *(["--k", "4"] if encoder == "kmer" else []), *extra)  # fmt: skip
+        assert dna.exit_code == 0, dna.output
+        metrics = json.loads((out / "metrics.json").read_text())
+        assert metrics["method"] == method and metrics["encoder"] == encoder
+        assert 0 <= metrics["linear_probe_accuracy"] <= 1
+        embedding = ad.read_h5ad(out / "embeddings.h5ad").obsm["X_diffaug"]
+        assert np.isfinite(embedding).all() and embedding.std(0).min() > 0

@@ -3,6 +3,7 @@
 from .expression import ExpressionPreprocessing
 from .genomic_benchmarks import load_dna_dataset, read_benchmark_folder
 from .h5ad import read_h5ad, write_h5ad_atomic
+from .kmers import KmerEncoding, kmer_counts
 from .sequences import (
     SequenceEncoding,
     SequenceSet,
@@ -15,8 +16,10 @@ from .tables import read_feature_table
 
 __all__ = [
     "ExpressionPreprocessing",
+    "KmerEncoding",
     "SequenceEncoding",
     "SequenceSet",
+    "kmer_counts",
     "load_dna_dataset",
     "one_hot_decode",
     "one_hot_encode",

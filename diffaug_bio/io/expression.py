@@ -191,6 +191,10 @@ class ExpressionPreprocessing:
         recipe = cls(genes=genes, layer=layer, normalise=normalise, mean=mean, std=std)
         return recipe, recipe._standardise(dense)
 
+    @property
+    def n_features(self) -> int:
+        return len(self.genes)
+
     def transform(self, adata: ad.AnnData) -> np.ndarray:
         """Apply the saved recipe to new data; its genes must include the recipe's genes."""
         matrix = get_matrix(adata, self.layer)

@@ -78,7 +78,7 @@ class CLAE(Method):
         """The batch loss ``L_CL(v1, v2) + α · L_CL(v1, x_adv)``; needs the auxiliary BNs
         attached. Clean views use the main BNs, ``x_adv`` the auxiliary ones; the anchors'
         representation is computed once (main BNs) and shared by both terms."""
-        if self.modality.name == "expression":
+        if not self.modality.categorical:  # tabular values: cells, k-mer counts
             low, high = data.amin(0).to(trainer.device), data.amax(0).to(trainer.device)
 
             def perturb(x: torch.Tensor, gradient: torch.Tensor) -> torch.Tensor:
