@@ -117,8 +117,9 @@ DNA = Modality(
 DNA_KMERS = replace(EXPRESSION, name="dna-kmer", reads="dna")
 """Sequences read as k-mer count vectors (:class:`~diffaug_bio.io.KmerEncoding`): tabular
 data, so the cells' training pieces apply unchanged — MLP encoder, neighbour-mixup
-warm-up, principal-space diffusion. Measured on non-TATA promoters they beat the CNN on
-one-hot (benchmarks/RESULTS.md); positives stay k-mer spectra, not sequences."""
+warm-up, principal-space diffusion. On non-TATA promoters (benchmarks/RESULTS.md): 88.6%
+fitted on every sequence, level with the CNN on one-hot (82.5%) on the train split alone.
+Positives stay k-mer spectra, not sequences."""
 MODALITIES = {m.name: m for m in (EXPRESSION, DNA, DNA_KMERS)}
 
 
