@@ -162,12 +162,14 @@ class ExpressionPreprocessing:
         var_names: pd.Index,
         layer: str | None = None,
         n_top_genes: int = DEFAULT_N_TOP_GENES,
+        source: str | None = None,
     ) -> tuple[ExpressionPreprocessing, np.ndarray]:
         """:meth:`fit` on a matrix of cells (all of them, or a sample of a large file) whose
-        columns are ``var_names``, taken from ``layer`` (None: X)."""
+        columns are ``var_names``, taken from ``layer`` (None: X); ``source`` names the
+        matrix in messages (default: the layer, or X)."""
         if n_top_genes < 1:
             raise InputError(f"n_top_genes must be at least 1, not {n_top_genes}")
-        source = f"layer {layer!r}" if layer else "X"
+        source = source or (f"layer {layer!r}" if layer else "X")
         check_values(matrix, source)
         normalise = looks_like_counts(matrix)
         if normalise:

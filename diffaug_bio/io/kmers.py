@@ -59,7 +59,9 @@ class KmerEncoding:
             raise InputError(f"--k must be between {low} and {high}, not {k}")
         names = pd.Index(kmer_names(k))
         counts = _counts(sequences, k)
-        scaling, prepared = ExpressionPreprocessing.fit_rows(counts, names, n_top_genes=len(names))
+        scaling, prepared = ExpressionPreprocessing.fit_rows(
+            counts, names, n_top_genes=len(names), source="the k-mer count matrix"
+        )
         return cls(k, scaling), prepared
 
     @property
