@@ -62,7 +62,7 @@ def test_fit_on_all_learns_from_the_test_split_too(nontata_dir):
         assert result.metrics["n_test"] == 40  # the probe's split does not move
 
 
-def test_kmer_model_embeds_sequences_only_and_round_trips(nontata_dir, tmp_path):
+def test_kmer_model_embeds_sequences_only_and_round_trips(nontata_dir, tmp_path, monkeypatch):
     result = tl.train_dna(str(nontata_dir), encoder="kmer", k=3, method="simclr", epochs=10,
                           device="cpu")  # fmt: skip
     # 40 balanced test sequences: a probe on a broken embedding would sit near 0.5
@@ -71,6 +71,7 @@ def test_kmer_model_embeds_sequences_only_and_round_trips(nontata_dir, tmp_path)
     assert model.modality.name == "dna-kmer" and model.n_features == 64
     loaded = EmbeddingModel.load(model.save(tmp_path / "model"), "dna")
     sequences = load_dna_dataset(str(nontata_dir))
+    monkeypatch.setattr("diffaug_bio.model.BLOCK_ROWS", 7)  # 120 sequences in 18 blocks
     np.testing.assert_allclose(
         loaded.embed(sequences), result.adata.obsm[tl.DEFAULT_KEY], atol=1e-5
     )
