@@ -12,8 +12,9 @@ from diffaug_bio.model import EmbeddingModel
 
 def test_kmer_counts_read_u_as_t_and_skip_other_characters():
     index = {name: i for i, name in enumerate(kmer_names(2))}
-    counts = kmer_counts(["ACGU", "acNgt", "aaaa"], k=2).toarray()
-    assert counts.shape == (3, 16)
+    counts = kmer_counts(["ACGU", "acNgt", "aaaa", "AACGN"], k=2).toarray()
+    assert counts.shape == (4, 16)
+    assert counts[3].tolist() == [1, 1] + [0] * 4 + [1] + [0] * 9  # AA, AC, CG; GN skipped
     assert {name for name, i in index.items() if counts[0, i]} == {"AC", "CG", "GT"}  # U → T
     assert counts[1, index["AC"]] == 1 and counts[1, index["GT"]] == 1 and counts[1].sum() == 2
     assert counts[2, index["AA"]] == 3 and counts[2].sum() == 3  # overlapping windows
