@@ -31,7 +31,8 @@ from .io.h5ad import BackedMatrix, read_h5ad, write_embedding_beside, write_h5ad
 from .io.kmers import DEFAULT_K, KmerEncoding
 from .io.sequences import SequenceEncoding, SequenceSet, one_hot_decode, read_sequence_file
 from .io.tables import read_feature_table, table_separator
-from .methods import DEFAULT_METHOD, get_method
+from .methods import DEFAULT_METHOD, build_method, get_method
+from .modality import DNA, DNA_KMERS
 from .model import EmbeddingModel
 
 logger = logging.getLogger("diffaug_bio")
@@ -326,6 +327,8 @@ def train_dna(
                          "--encoder kmer counts k-mers over whole sequences")  # fmt: skip
     if encoder != "kmer" and k is not None:
         raise InputError("--k is the k-mer length of --encoder kmer")
+    # a mistyped method option fails here, not after the sequences are read and encoded
+    build_method(method, DNA_KMERS if encoder == "kmer" else DNA, **method_options)
     with naming(None if isinstance(dataset, SequenceSet) else dataset):
         if not isinstance(dataset, SequenceSet):
             dataset = load_dna_dataset(str(dataset), gb_root)

@@ -112,6 +112,14 @@ CASES = {
         ["train-dna", "no_such_dataset", "--gb-root", "{tmp}", "-o", "{tmp}/run"],
         "no_such_dataset",
     ),
+    "method option checked before the dataset is looked up": (
+        ["train-dna", "no_such_dataset", "--method", "simclr", "--rounds", "2", "-o", "{tmp}/r"],
+        "--rounds: not an option of --method simclr",
+    ),
+    "method option checked before the file is read": (
+        ["embed", "{truncated}", "--method", "simclr", "--rounds", "2"],
+        "--rounds: not an option of --method simclr",
+    ),
     "benchmark with one class": (
         ["train-dna", "{one_class}", "-o", "{tmp}/run"],
         "one_class/train: needs at least two class folders, found 1",
