@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -68,3 +69,47 @@ def test_scaling_benchmark_measures_every_mode(tmp_path, bladder_path):
     assert (results["wall_s"] > 0).all() and (results["peak_rss_mb"] > 50).all()
     assert (tmp_path / "scaling.png").read_bytes().startswith(PNG_MAGIC)
     assert not list(tmp_path.glob("synthetic_*.h5ad"))  # inputs removed after measuring
+
+
+def run_script(name: str, *arguments: str) -> str:
+    command = [sys.executable, str(RUN.parent / name), *arguments]
+    completed = subprocess.run(command, capture_output=True, text=True, check=False)
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    return completed.stdout
+
+
+def test_leiden_spread_reports_pca_and_every_training_seed(bladder_path):
+    import scanpy as sc
+
+    from diffaug_bio.baselines import pca_embedding
+    from diffaug_bio.evaluate import leiden_scores
+
+    table = run_script("leiden_spread.py", "--cells", str(bladder_path), "--epochs", "2",
+                       "--seeds", "0,1", "--method", "simclr")  # fmt: skip
+    rows = {cells[0]: cells[1:] for line in table.splitlines()[2:]
+            if (cells := [cell.strip() for cell in line.strip("|").split("|")])}  # fmt: skip
+    assert list(rows) == ["pca50", "simclr, seed 0", "simclr, seed 1"]
+    adata = sc.read_h5ad(bladder_path)
+    types = set(adata.obs["cell_type"].astype(str))
+    for ari, n_clusters, split in rows.values():
+        mean, low, high = map(float, re.findall(r"-?\d+\.\d+", ari))
+        assert -1 <= low <= mean <= high <= 1
+        assert int(n_clusters) >= 1
+        assert split == "none" or {name.split(" (")[0] for name in split.split(", ")} <= types
+    # PCA's Leiden-seed-0 best ARI, computed here, lies within the reported spread
+    seed0 = leiden_scores(pca_embedding(adata), adata.obs["cell_type"].astype(str), seed=0)
+    low, high = map(float, re.findall(r"-?\d+\.\d+", rows["pca50"][0])[1:])
+    assert low - 5e-4 <= seed0["ari"] <= high + 5e-4
+
+
+def test_fit_on_seen_scores_the_seen_and_the_unseen_test_half(nontata_dir):
+    output = run_script("fit_on_seen.py", "--dna", str(nontata_dir), "--epochs", "2",
+                        "--seeds", "0", "--method", "simclr")  # fmt: skip
+    lines = output.strip().splitlines()
+    assert [line.split(" (")[0] for line in lines] == [
+        "seed 0: seen test half", "seed 0: unseen test half"
+    ]  # fmt: skip
+    sizes = [int(line.split("n = ")[1].split(")")[0]) for line in lines]
+    assert sizes == [20, 20]  # the fixture's 40 test sequences, halved
+    for line in lines:
+        assert 0 <= float(line.rsplit(": ", 1)[1].rstrip("%")) <= 100
