@@ -1,4 +1,5 @@
-"""The benchmark harness's smoke path on tiny real subsets, so that the suite cannot rot."""
+"""The benchmark scripts (the suite, scaling, the diagnostics) on tiny real subsets, so that
+they cannot rot."""
 
 from __future__ import annotations
 
@@ -9,18 +10,23 @@ from pathlib import Path
 
 import pandas as pd
 
-RUN = Path(__file__).parents[1] / "benchmarks" / "run.py"
+BENCHMARKS = Path(__file__).parents[1] / "benchmarks"
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+def run_script(name: str, *arguments: str) -> str:
+    command = [sys.executable, str(BENCHMARKS / name), *arguments]
+    completed = subprocess.run(command, capture_output=True, text=True, check=False)
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    return completed.stdout
 
 
 def test_smoke_suite_writes_results_table_and_figures(tmp_path, bladder_path, nontata_dir):
     cells, dna = f"cells:{bladder_path}:cell_type", f"dna:{nontata_dir}"
-    command = [sys.executable, str(RUN), "--suite", "smoke", "--out", str(tmp_path),
+    run_script("run.py", "--suite", "smoke", "--out", str(tmp_path),
                "--cells", f"{bladder_path}:cell_type", "--dna", str(nontata_dir),
                "--only", cells, "--only", dna, "--epochs", "2",
-               "--methods", "simclr"]  # every method runs through the same task code  # fmt: skip
-    completed = subprocess.run(command, capture_output=True, text=True, check=False)
-    assert completed.returncode == 0, completed.stderr[-3000:]
+               "--methods", "simclr")  # every method runs through the same task code  # fmt: skip
 
     results = pd.read_csv(tmp_path / "results.csv")
     assert list(results.columns) == [
@@ -57,11 +63,9 @@ def test_smoke_suite_writes_results_table_and_figures(tmp_path, bladder_path, no
 
 
 def test_scaling_benchmark_measures_every_mode(tmp_path, bladder_path):
-    command = [sys.executable, str(RUN.parent / "scaling.py"), "--out", str(tmp_path),
+    run_script("scaling.py", "--out", str(tmp_path),
                "--counts", str(bladder_path), "--cells", "300,600", "--memory-max", "300",
-               "--embed-args", "--method simclr --epochs 1 --dim 4"]  # fmt: skip
-    completed = subprocess.run(command, capture_output=True, text=True, check=False)
-    assert completed.returncode == 0, completed.stderr[-3000:]
+               "--embed-args", "--method simclr --epochs 1 --dim 4")  # fmt: skip
     results = pd.read_csv(tmp_path / "scaling.csv")
     runs = list(zip(results["cells"], results["mode"]))
     assert runs == [(300, "backed"), (300, "memory"), (300, "backed --model"),
@@ -69,13 +73,6 @@ def test_scaling_benchmark_measures_every_mode(tmp_path, bladder_path):
     assert (results["wall_s"] > 0).all() and (results["peak_rss_mb"] > 50).all()
     assert (tmp_path / "scaling.png").read_bytes().startswith(PNG_MAGIC)
     assert not list(tmp_path.glob("synthetic_*.h5ad"))  # inputs removed after measuring
-
-
-def run_script(name: str, *arguments: str) -> str:
-    command = [sys.executable, str(RUN.parent / name), *arguments]
-    completed = subprocess.run(command, capture_output=True, text=True, check=False)
-    assert completed.returncode == 0, completed.stderr[-3000:]
-    return completed.stdout
 
 
 def test_leiden_spread_reports_pca_and_every_training_seed(bladder_path):
