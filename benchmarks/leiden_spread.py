@@ -16,7 +16,6 @@ import argparse
 import sys
 from pathlib import Path
 
-import anndata as ad
 import numpy as np
 import pandas as pd
 import scanpy as sc
@@ -27,18 +26,14 @@ from suite import DEFAULT_DATA, parse_method
 
 from diffaug_bio import tl
 from diffaug_bio.baselines import pca_embedding
-from diffaug_bio.evaluate import leiden_scores
+from diffaug_bio.evaluate import leiden_clusterings, leiden_scores
 
 LEIDEN_SEEDS = range(10)
 
 
 def split_types(embedding: np.ndarray, labels: np.ndarray, resolution: float = 0.3):
     """(cluster count, the types that ≥ 2 clusters each hold ≥ 10% of) at ``resolution``."""
-    scratch = ad.AnnData(obsm={"X": embedding.astype(np.float32)},
-                         obs=pd.DataFrame(index=map(str, range(len(embedding)))))  # fmt: skip
-    sc.pp.neighbors(scratch, use_rep="X", n_neighbors=15, random_state=0)
-    sc.tl.leiden(scratch, resolution=resolution, flavor="igraph", n_iterations=2, random_state=0)
-    table = pd.crosstab(labels, scratch.obs["leiden"].to_numpy())
+    table = pd.crosstab(labels, leiden_clusterings(embedding, (resolution,))[resolution])
     split = [kind for kind, row in table.iterrows() if (row >= 0.1 * row.sum()).sum() > 1]
     return table.shape[1], split
 

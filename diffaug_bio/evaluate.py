@@ -62,6 +62,25 @@ def linear_probe(
     return float(probe.score(test_embedding, np.asarray(test_labels)))
 
 
+def leiden_clusterings(
+    embedding: np.ndarray,
+    resolutions: Sequence[float] = (0.3, 0.5, 1.0),
+    n_neighbors: int = 15,
+    seed: int = 0,
+) -> dict[float, np.ndarray]:
+    """Leiden clusters of the embedding's kNN graph at each of ``resolutions`` (the graph is
+    built once), with the evaluation protocol's settings."""
+    scratch = ad.AnnData(obsm={"X_embedding": np.asarray(embedding, dtype=np.float32)},
+                         obs={"_": np.zeros(len(embedding))})  # fmt: skip
+    sc.pp.neighbors(scratch, use_rep="X_embedding", n_neighbors=n_neighbors, random_state=seed)
+    clusterings = {}
+    for resolution in resolutions:
+        sc.tl.leiden(scratch, resolution=resolution, flavor="igraph", n_iterations=2,
+                     random_state=seed)  # fmt: skip
+        clusterings[resolution] = scratch.obs["leiden"].to_numpy()
+    return clusterings
+
+
 def leiden_scores(
     embedding: np.ndarray,
     labels: Sequence,
@@ -70,17 +89,10 @@ def leiden_scores(
     seed: int = 0,
 ) -> dict[str, float]:
     """Best ARI and best NMI of Leiden clusterings of the kNN graph over ``resolutions``."""
-    scratch = ad.AnnData(obsm={"X_embedding": np.asarray(embedding, dtype=np.float32)},
-                         obs={"_": np.zeros(len(embedding))})  # fmt: skip
-    sc.pp.neighbors(scratch, use_rep="X_embedding", n_neighbors=n_neighbors, random_state=seed)
-    best = {"ari": -1.0, "nmi": -1.0}
-    for resolution in resolutions:
-        sc.tl.leiden(scratch, resolution=resolution, flavor="igraph", n_iterations=2,
-                     random_state=seed)  # fmt: skip
-        clusters = scratch.obs["leiden"].to_numpy()
-        best["ari"] = max(best["ari"], adjusted_rand_score(labels, clusters))
-        best["nmi"] = max(best["nmi"], normalized_mutual_info_score(labels, clusters))
-    return {key: float(value) for key, value in best.items()}
+    clusterings = leiden_clusterings(embedding, resolutions, n_neighbors, seed).values()
+    ari = max(adjusted_rand_score(labels, clusters) for clusters in clusterings)
+    nmi = max(normalized_mutual_info_score(labels, clusters) for clusters in clusterings)
+    return {"ari": float(ari), "nmi": float(nmi)}
 
 
 def label_silhouette(embedding: np.ndarray, labels: Sequence, seed: int = 0) -> float:
