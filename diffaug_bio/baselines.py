@@ -1,6 +1,7 @@
 """The baselines an embedding must beat, computed the standard way.
 
-Cells: PCA-50 after scanpy's standard pipeline. DNA: k-mer frequency vectors.
+Cells: PCA-50 after scanpy's standard pipeline (or its Pearson-residual one). DNA: k-mer
+frequency vectors.
 """
 
 from __future__ import annotations
@@ -10,19 +11,36 @@ import numpy as np
 import scanpy as sc
 from scipy import sparse
 
+from ._errors import InputError
 from .io.expression import get_matrix, looks_like_counts
 from .io.kmers import kmer_counts
 
 
 def pca_embedding(
-    adata: ad.AnnData, layer: str | None = None, n_comps: int = 50, n_top_genes: int = 2000
+    adata: ad.AnnData,
+    layer: str | None = None,
+    n_comps: int = 50,
+    n_top_genes: int = 2000,
+    normalisation: str = "log1p",
 ) -> np.ndarray:
     """scanpy's standard pipeline: normalize_total(1e4) + log1p (raw counts only),
-    ``n_top_genes`` HVG (2,000 as customary), scale (max 10), PCA."""
+    ``n_top_genes`` HVG (2,000 as customary), scale (max 10), PCA. With
+    ``normalisation="pearson"`` scanpy's Pearson-residual pipeline instead (raw counts):
+    HVG by residual variance, Pearson residuals, PCA."""
     matrix = get_matrix(adata, layer)
     scratch = ad.AnnData(
         matrix.astype(np.float32) if sparse.issparse(matrix) else np.asarray(matrix, np.float32)
     )
+    if normalisation == "pearson":
+        if not looks_like_counts(matrix):
+            raise InputError("Pearson residuals need raw counts")
+        if scratch.n_vars > n_top_genes:
+            sc.experimental.pp.highly_variable_genes(
+                scratch, flavor="pearson_residuals", n_top_genes=n_top_genes
+            )
+            scratch = scratch[:, scratch.var["highly_variable"]].copy()
+        sc.experimental.pp.normalize_pearson_residuals(scratch)
+        return _pca(scratch, n_comps)
     if looks_like_counts(matrix):
         sc.pp.normalize_total(scratch, target_sum=1e4)
         sc.pp.log1p(scratch)
@@ -30,6 +48,10 @@ def pca_embedding(
         sc.pp.highly_variable_genes(scratch, n_top_genes=n_top_genes)
         scratch = scratch[:, scratch.var["highly_variable"]].copy()
     sc.pp.scale(scratch, max_value=10)
+    return _pca(scratch, n_comps)
+
+
+def _pca(scratch: ad.AnnData, n_comps: int) -> np.ndarray:
     n_comps = min(n_comps, scratch.n_obs - 1, scratch.n_vars - 1)
     sc.tl.pca(scratch, n_comps=n_comps, random_state=0)
     return scratch.obsm["X_pca"]

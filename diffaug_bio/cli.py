@@ -19,6 +19,7 @@ from ._utils import set_progress
 from .checkpoint import DEFAULT_EVERY_S, Checkpoints
 from .contrastive.losses import INFONCE_TEMPERATURE, LOSSES
 from .diffusion.schedules import BETA_SCHEDULES, SCHEDULES
+from .io.expression import DEFAULT_NORMALISATION, NORMALISATIONS
 from .io.files import check_output_folder, check_writable
 from .io.h5ad import write_h5ad_atomic
 from .io.kmers import DEFAULT_K, K_RANGE
@@ -224,6 +225,14 @@ def cli(quiet: bool, verbose: bool) -> None:
     help="Highly variable genes the encoder sees (fewer genes: all of them) "
     f"[default: {DiffAug.n_top_genes:,} for diffaug, {Method.n_top_genes:,} for the others].",
 )
+@click.option(
+    "--normalisation",
+    type=click.Choice(NORMALISATIONS),
+    default=None,
+    help="How raw counts are normalised: pearson (Pearson residuals) or log1p "
+    f"(normalize_total + log1p) [default: {DEFAULT_NORMALISATION}]. Other input is used as it "
+    "is.",
+)
 @training_options
 @checkpoint_options
 @click.option(
@@ -268,8 +277,9 @@ def embed(input_file, output, layer, key_added, save_model, model_dir, align_gen
           index_column, backed, train_cells, **options) -> None:  # fmt: skip
     """Embed the cells of an .h5ad file (or the rows of a CSV/TSV feature table) into obsm[KEY].
 
-    Raw counts are detected and normalised (normalize_total + log1p); with more genes than
-    --n-top-genes, the highly variable ones are used. Writes obsm[KEY] and uns["diffaug"]["params"].
+    Raw counts are detected and normalised (Pearson residuals, or normalize_total + log1p with
+    --normalisation log1p); with more genes than --n-top-genes, the highly variable ones are
+    used. Writes obsm[KEY] and uns["diffaug"]["params"].
     With --backed the matrix is never loaded: training uses a random sample of cells, every
     cell is embedded a block at a time, and memory stays flat however many cells there are.
 
@@ -446,8 +456,9 @@ def demo(outdir, **options) -> None:
 def augment(input_file, model_dir, copies, output, seed, device) -> None:
     """Write K generated positives per input item, from a saved DiffAug model.
 
-    INPUT is an .h5ad (cells; output .h5ad on the model's genes, log-normalised scale) or a
-    FASTA/FASTQ/CSV of sequences (output FASTA of valid A/C/G/T sequences).
+    INPUT is an .h5ad (cells; output .h5ad on the model's genes, on the scale it was trained
+    on: uns["diffaug"]["params"]["normalisation"]) or a FASTA/FASTQ/CSV of sequences (output
+    FASTA of valid A/C/G/T sequences).
 
     \b
     Examples:

@@ -24,7 +24,13 @@ from . import __version__, distributed
 from ._errors import InputError, naming
 from .checkpoint import Checkpoints
 from .evaluate import linear_probe, majority_fraction
-from .io.expression import ExpressionPreprocessing, RowReadable, get_matrix, sample_rows
+from .io.expression import (
+    DEFAULT_NORMALISATION,
+    ExpressionPreprocessing,
+    RowReadable,
+    get_matrix,
+    sample_rows,
+)
 from .io.files import check_writable
 from .io.genomic_benchmarks import load_dna_dataset
 from .io.h5ad import BackedMatrix, read_h5ad, write_embedding_beside, write_h5ad_atomic
@@ -63,7 +69,8 @@ def _record_params(adata: ad.AnnData, model: EmbeddingModel, **extra: object) ->
 def _expression_params(model: EmbeddingModel, key_added: str, train_cells: int | None) -> dict:
     recipe = model.recipe
     return {"layer": recipe.layer, "key_added": key_added, "n_genes": len(recipe.genes),
-            "counts_normalised": recipe.normalise, "train_cells": train_cells}  # fmt: skip
+            "counts_normalised": recipe.normalise, "normalisation": recipe.normalisation,
+            "train_cells": train_cells}  # fmt: skip
 
 
 def _load(model: EmbeddingModel | str | os.PathLike, modality: str) -> EmbeddingModel:
@@ -85,6 +92,7 @@ def embed(
     seed: int = 0,
     device: str = "auto",
     n_top_genes: int | None = None,
+    normalisation: str | None = None,
     train_cells: int | None = None,
     model: EmbeddingModel | str | os.PathLike | None = None,
     align_genes: bool = False,
@@ -97,6 +105,9 @@ def embed(
     nothing else in ``adata`` changes. Returns the model, ready to ``save`` or reapply.
     ``n_top_genes``: highly variable genes the encoder sees (None: the method's count, 5,000
     for diffaug and 2,000 for the others; fewer genes in ``adata``: all of them).
+    ``normalisation`` of raw counts: ``"pearson"`` (Pearson residuals, the default) or
+    ``"log1p"`` (normalize_total + log1p). Input that is not counts is used as it is (naming
+    a normalisation is then an error).
     ``train_cells``: train on a random sample of this many cells (None: all), embed all.
     ``align_genes`` (with ``model``): genes of the model missing from ``adata`` get their
     training mean, with a warning naming them, instead of an error.
@@ -109,8 +120,8 @@ def embed(
     else:
         model = _train_expression(
             get_matrix(adata, layer), adata.var_names, layer, n_top_genes=n_top_genes,
-            train_cells=train_cells, method=method, epochs=epochs, dim=dim, seed=seed,
-            device=device, checkpoints=checkpoints, **method_options,
+            normalisation=normalisation, train_cells=train_cells, method=method, epochs=epochs,
+            dim=dim, seed=seed, device=device, checkpoints=checkpoints, **method_options,
         )  # fmt: skip
     adata.obsm[key_added] = model.embed(adata, device, align_genes)
     _record_params(adata, model, **_expression_params(model, key_added, train_cells))
@@ -123,6 +134,7 @@ def _train_expression(
     layer: str | None = None,
     *,
     n_top_genes: int | None = None,
+    normalisation: str | None = None,
     train_cells: int | None = None,
     method: str = DEFAULT_METHOD,
     epochs: int | None = None,
@@ -138,9 +150,10 @@ def _train_expression(
         _, matrix = sample_rows(matrix, n_train, seed)
     if n_train < n_cells:
         logger.info("training on a random sample of %d of the %d cells", n_train, n_cells)
-    if n_top_genes is None:
-        n_top_genes = get_method(method).n_top_genes
-    recipe, prepared = ExpressionPreprocessing.fit_rows(matrix, var_names, layer, n_top_genes)
+    recipe, prepared = ExpressionPreprocessing.fit_rows(
+        matrix, var_names, layer, n_top_genes or get_method(method).n_top_genes,
+        normalisation or DEFAULT_NORMALISATION, counts_required=normalisation is not None,
+    )  # fmt: skip
     model = EmbeddingModel.for_expression(recipe, dim)
     return model.fit(prepared, method, epochs, seed, device, **method_options)
 
@@ -414,9 +427,11 @@ def augment(
 ) -> ad.AnnData | SequenceSet:
     """``n`` generated positives per input item from a DiffAug model.
 
-    Cells → an AnnData over the model's genes, values on the log-normalised scale the model
-    was trained on (points of its 50-component principal manifold, so without cell-level
-    noise outside it), obs copied from the source cell plus ``source`` and ``copy``.
+    Cells → an AnnData over the model's genes, values on the scale the model was trained on
+    (log1p-normalised, Pearson residuals, or the input's own, named in
+    ``uns["diffaug"]["params"]["normalisation"]``; points of its 50-component principal
+    manifold, so without cell-level noise outside it), obs copied from the source cell plus
+    ``source`` and ``copy``.
     Sequences → a SequenceSet of valid A/C/G/T sequences named ``ID-augK``.
     """
     source = data if isinstance(data, str | os.PathLike) else None
@@ -437,4 +452,6 @@ def augment(
     obs = obs.assign(source=obs.index.astype(str), copy=copies)
     obs.index = [f"{name}-aug{k}" for name, k in zip(obs["source"], copies)]
     values = generated * recipe.std + recipe.mean
-    return ad.AnnData(values.astype(np.float32), obs=obs, var=pd.DataFrame(index=recipe.genes))
+    augmented = ad.AnnData(values.astype(np.float32), obs=obs, var=pd.DataFrame(index=recipe.genes))
+    _record_params(augmented, model, normalisation=recipe.normalisation)
+    return augmented

@@ -54,6 +54,7 @@ def make_inputs(tmp: Path, bladder_path: Path, nontata_dir: Path) -> dict[str, P
     zero_cell[7] = 0
     files["zero_cell"] = cells_file(tmp / "zero_cell.h5ad", zero_cell)
     files["all_zero"] = cells_file(tmp / "all_zero.h5ad", np.zeros((40, 30)))
+    files["log_values"] = cells_file(tmp / "log_values.h5ad", np.log1p(counts()))
     files["one_cell"] = cells_file(tmp / "one_cell.h5ad", counts(1))
     (tmp / "empty.fa").write_text("")
     files["empty_fasta"] = tmp / "empty.fa"
@@ -92,6 +93,10 @@ CASES = {
         "zero_cell.h5ad: 1 of 40 cells have no counts at all",
     ),
     "all-zero matrix": (["embed", "{all_zero}"], "all_zero.h5ad: X is zero everywhere"),
+    "a normalisation of values that are not counts": (
+        ["embed", "{log_values}", "--normalisation", "pearson"],
+        "log_values.h5ad: --normalisation pearson needs raw counts, and X is not",
+    ),
     "one cell": (
         ["embed", "{one_cell}"],
         "one_cell.h5ad: contrastive training needs at least 2 items, got 1",

@@ -35,6 +35,7 @@ def test_embed_to_output_leaves_input_untouched(bladder_path, tmp_path, digest):
     assert params["rounds"] == 2 and params["guidance"] == 2
     assert params["diffusion_epochs"] == 1  # 40 per round at 100 epochs, scaled to 2 epochs
     assert params["counts_normalised"] and params["n_genes"] == 3000  # all: < n_top_genes
+    assert params["normalisation"] == "pearson"  # diffaug's default for counts
     # nothing else changes: X, obs and var are the input's
     assert (out.X != original.X).nnz == 0
     assert out.obs.equals(original.obs) and list(out.var_names) == list(original.var_names)

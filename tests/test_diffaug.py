@@ -13,6 +13,7 @@ from click.testing import CliRunner
 import diffaug_bio as dab
 from diffaug_bio import InputError
 from diffaug_bio.cli import cli
+from diffaug_bio.io.expression import pearson_residuals
 from diffaug_bio.methods.diffaug import with_generated
 
 FAST = {"rounds": 2, "diffusion_epochs": 2}
@@ -99,6 +100,21 @@ def test_augment_cells_writes_generated_cells_on_the_models_genes(pbmc, tmp_path
     # positives stay near their source cell: closer to it than to a random other cell
     own = np.linalg.norm(generated.X[:700] - pbmc.X, axis=1)
     other = np.linalg.norm(generated.X[:700] - pbmc.X[::-1], axis=1)
+    assert np.median(own) < np.median(other)
+    assert "normalisation" not in generated.uns["diffaug"]["params"]  # pbmc: used as read
+
+
+def test_augment_cells_of_counts_writes_pearson_residuals(bladder):
+    model = dab.tl.embed(bladder, "diffaug", epochs=3, rounds=1, n_top_genes=500)
+    generated = dab.tl.augment(bladder, model, n=1)
+    assert generated.uns["diffaug"]["params"]["normalisation"] == "pearson"
+    recipe = model.recipe
+    residuals = pearson_residuals(
+        bladder[:, recipe.genes].X, recipe.gene_fraction, recipe.residual_clip
+    )
+    # on the residuals' scale, each generated cell nearer its source than another cell
+    own = np.linalg.norm(generated.X - residuals, axis=1)
+    other = np.linalg.norm(generated.X - residuals[::-1], axis=1)
     assert np.median(own) < np.median(other)
 
 

@@ -1,16 +1,18 @@
 import anndata as ad
 import numpy as np
+import pandas as pd
 import pytest
 import scanpy as sc
 from scipy import sparse
 
 from diffaug_bio import InputError
 from diffaug_bio.io import ExpressionPreprocessing, read_h5ad
+from diffaug_bio.io.expression import pearson_residuals
 
 
-def test_raw_counts_are_normalised_and_hvg_selected_like_scanpy(bladder):
-    recipe, x = ExpressionPreprocessing.fit(bladder, n_top_genes=2000)
-    assert recipe.normalise
+def test_raw_counts_are_log1p_normalised_and_hvg_selected_like_scanpy(bladder):
+    recipe, x = ExpressionPreprocessing.fit(bladder, n_top_genes=2000, normalisation="log1p")
+    assert recipe.normalisation == "log1p"
     assert len(recipe.genes) == 2000 and x.shape == (bladder.n_obs, 2000)
 
     expected = bladder.copy()
@@ -87,3 +89,60 @@ def test_read_h5ad_errors(tmp_path):
     ad.AnnData(np.zeros((0, 5), np.float32)).write_h5ad(empty)
     with pytest.raises(InputError, match="empty AnnData"):
         read_h5ad(empty)
+
+
+def test_pearson_residuals_by_default_and_their_genes_are_scanpys(bladder):
+    recipe, x = ExpressionPreprocessing.fit(bladder, n_top_genes=1000)
+    assert recipe.normalisation == "pearson" and recipe.normalise
+    expected = bladder.copy()
+    sc.experimental.pp.highly_variable_genes(expected, flavor="pearson_residuals", n_top_genes=1000)
+    assert recipe.genes == list(expected.var_names[expected.var["highly_variable"]])
+    expected = expected[:, recipe.genes].copy()
+    sc.experimental.pp.normalize_pearson_residuals(expected)
+    residuals = pearson_residuals(
+        bladder[:, recipe.genes].X, recipe.gene_fraction, recipe.residual_clip
+    )
+    np.testing.assert_allclose(residuals, expected.X, atol=1e-4)
+    standardised = (expected.X - expected.X.mean(0)) / expected.X.std(0)
+    np.testing.assert_allclose(x, np.clip(standardised, -10, 10), atol=1e-3)
+
+
+def test_pearson_recipe_scales_new_cells_by_the_training_shares(bladder):
+    recipe, x = ExpressionPreprocessing.fit(bladder, n_top_genes=1000, normalisation="pearson")
+    restored = ExpressionPreprocessing.from_dict(recipe.to_dict())
+    # a few cells alone are scaled as they were among all: the shares are the training data's
+    np.testing.assert_allclose(restored.transform(bladder[:10]), x[:10], atol=1e-5)
+    # a gene the data lacks gets its training mean (0 standardised); the others stay finite
+    kept = [gene for gene in bladder.var_names if gene != recipe.genes[0]]
+    aligned = restored.transform_rows(
+        bladder[:, kept].X, restored.gene_index(pd.Index(kept), align=True)
+    )
+    assert np.isfinite(aligned).all() and np.allclose(aligned[:, 0], 0)
+    assert np.corrcoef(aligned[:, 1:].ravel(), x[:, 1:].ravel())[0, 1] > 0.99
+
+
+def test_a_normalisation_needs_counts_and_a_known_name(bladder, pbmc):
+    with pytest.raises(InputError, match="--normalisation pearson needs raw counts, and X is not"):
+        ExpressionPreprocessing.fit_rows(
+            pbmc.X, pbmc.var_names, normalisation="pearson", counts_required=True
+        )
+    recipe, _ = ExpressionPreprocessing.fit(pbmc)  # the default is not an error: used as is
+    assert recipe.normalisation is None
+    with pytest.raises(InputError, match="unknown normalisation 'sctransform'"):
+        ExpressionPreprocessing.fit(bladder, normalisation="sctransform")
+    empty = bladder.copy()
+    empty.X = bladder.X.toarray()
+    empty.X[5] = 0
+    with pytest.raises(InputError, match="1 of 233 cells have no counts"):
+        ExpressionPreprocessing.fit(empty, normalisation="pearson")
+
+
+def test_a_model_saved_before_pearson_residuals_reads_as_log1p(bladder):
+    recipe, x = ExpressionPreprocessing.fit(bladder, n_top_genes=500, normalisation="log1p")
+    old = recipe.to_dict()
+    for key in ("normalisation", "gene_fraction", "residual_clip"):
+        del old[key]
+    old["normalise"] = True
+    restored = ExpressionPreprocessing.from_dict(old)
+    assert restored.normalisation == "log1p"
+    np.testing.assert_allclose(restored.transform(bladder), x, atol=1e-5)

@@ -27,6 +27,18 @@ def test_gene_count_defaults_to_the_methods_and_an_explicit_one_wins(bladder):
         dab.tl.embed(cells, "nope", epochs=1)
 
 
+def test_counts_become_pearson_residuals_unless_log1p_is_asked_for(bladder):
+    """Every method measured best on Pearson residuals (RESULTS.md); the recorded name is the
+    one the model was trained with, and the saved model reapplies it."""
+    cells = bladder[:200].copy()
+    pearson = dab.tl.embed(cells, "simclr", epochs=1, dim=8)
+    assert cells.uns["diffaug"]["params"]["normalisation"] == "pearson"
+    log1p = dab.tl.embed(cells, "simclr", epochs=1, dim=8, normalisation="log1p")
+    assert cells.uns["diffaug"]["params"]["normalisation"] == "log1p"
+    assert log1p.recipe.genes != pearson.recipe.genes  # chosen by residual variance instead
+    np.testing.assert_allclose(log1p.embed(cells), cells.obsm["X_diffaug"], atol=1e-5)
+
+
 def test_same_seed_same_embedding_different_seed_differs(bladder):
     first, second, other = bladder.copy(), bladder.copy(), bladder.copy()
     for adata, seed in ((first, 3), (second, 3), (other, 4)):

@@ -59,9 +59,10 @@ class KmerEncoding:
             raise InputError(f"--k must be between {low} and {high}, not {k}")
         names = pd.Index(kmer_names(k))
         counts = _counts(sequences, k)
-        scaling, prepared = ExpressionPreprocessing.fit_rows(
-            counts, names, n_top_genes=len(names), source="the k-mer count matrix"
-        )
+        scaling, prepared = ExpressionPreprocessing.fit_rows(  # log1p: what was measured
+            counts, names, n_top_genes=len(names), normalisation="log1p",
+            source="the k-mer count matrix",
+        )  # fmt: skip
         return cls(k, scaling), prepared
 
     @property
