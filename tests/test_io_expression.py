@@ -91,7 +91,8 @@ def test_read_h5ad_errors(tmp_path):
         read_h5ad(empty)
 
 
-def test_pearson_residuals_by_default_and_their_genes_are_scanpys(bladder):
+def test_pearson_residuals_by_default_and_their_genes_are_scanpys(bladder, monkeypatch):
+    monkeypatch.setattr("diffaug_bio.io.expression.RESIDUAL_ROWS", 50)  # several blocks
     recipe, x = ExpressionPreprocessing.fit(bladder, n_top_genes=1000)
     assert recipe.normalisation == "pearson" and recipe.normalise
     expected = bladder.copy()

@@ -45,6 +45,8 @@ DEFAULT_NORMALISATION = "pearson"
 to 5.9 (simclr) points higher on Pearson residuals than on log1p."""
 PEARSON_THETA = 100.0
 """The negative binomial's overdispersion in Pearson residuals (scanpy's default)."""
+RESIDUAL_ROWS = 2048
+"""Cells per step when residuals are computed, to bound the temporaries' memory."""
 BLOCK_ROWS = 10_000
 """Cells per block when a matrix is prepared or embedded a block at a time."""
 
@@ -153,11 +155,14 @@ def pearson_residuals(
     saved with the model, so new cells are scaled exactly as the training cells were."""
     residuals = counts.toarray() if sparse.issparse(counts) else np.array(counts)
     residuals = residuals.astype(np.float32, copy=False)  # a copy of the input either way
-    expected = np.asarray(residuals.sum(axis=1, keepdims=True)) * gene_fraction[None, :]
-    residuals -= expected
-    spread = np.sqrt(expected + expected**2 / PEARSON_THETA, out=expected)
-    np.divide(residuals, spread, out=residuals, where=spread > 0)
-    residuals[spread == 0] = 0  # nothing expected: a gene without training counts
+    totals = residuals.sum(axis=1, keepdims=True)
+    for start in range(0, len(residuals), RESIDUAL_ROWS):  # temporaries of one block only
+        rows = slice(start, start + RESIDUAL_ROWS)
+        expected = totals[rows] * gene_fraction[None, :]
+        spread = np.sqrt(expected + expected**2 / PEARSON_THETA)
+        residuals[rows] -= expected
+        np.divide(residuals[rows], spread, out=residuals[rows], where=spread > 0)
+        residuals[rows][spread == 0] = 0  # nothing expected: a gene without training counts
     return np.clip(residuals, -clip, clip, out=residuals)
 
 
