@@ -239,7 +239,6 @@ class ExpressionPreprocessing:
                 )
             logger.info("%s is not raw counts: values used as they are", source)
             return cls._fit_values(matrix, var_names, layer, n_top_genes, None)
-        _refuse_empty_cells(matrix)
         if normalisation == "pearson":
             logger.info("%s holds raw counts: Pearson residuals", source)
             return cls._fit_pearson(matrix, var_names, layer, n_top_genes)
@@ -267,10 +266,14 @@ class ExpressionPreprocessing:
 
     @classmethod
     def _fit_pearson(
-        cls, counts: np.ndarray | sparse.spmatrix, var_names: pd.Index, layer: str | None,
+        cls,
+        counts: np.ndarray | sparse.spmatrix,
+        var_names: pd.Index,
+        layer: str | None,
         n_top_genes: int,
-    ) -> tuple[ExpressionPreprocessing, np.ndarray]:  # fmt: skip
+    ) -> tuple[ExpressionPreprocessing, np.ndarray]:
         """Genes of highest Pearson residual variance (scanpy), their residuals standardised."""
+        _refuse_empty_cells(counts)
         genes = list(map(str, var_names))
         if len(genes) > n_top_genes:
             scratch = ad.AnnData(
