@@ -339,32 +339,28 @@ class ExpressionPreprocessing:
         check_finite(matrix, f"layer {self.layer!r}" if self.layer else "X")
         if self.normalise and not looks_like_counts(matrix):
             raise InputError("the model was trained on raw counts, but these values are not")
-        if self.normalisation == "pearson":
-            _refuse_empty_cells(matrix)
-            return self._standardise(self._pearson_rows(matrix, index))
         if self.normalisation == "log1p":
             matrix = _log_normalise(matrix)
         present = index >= 0
+        columns = matrix[:, index[present]]
+        if self.normalisation == "pearson":
+            _refuse_empty_cells(matrix)
+            values = pearson_residuals(columns, self._shares(present), self.residual_clip)
+        else:
+            values = _dense(columns)
         if present.all():
-            return self._standardise(_dense(matrix[:, index]))
+            return self._standardise(values)
         dense = np.empty((matrix.shape[0], len(self.genes)), dtype=np.float32)
-        dense[:, present] = _dense(matrix[:, index[present]])
+        dense[:, present] = values
         dense[:, ~present] = self.mean[~present]
         return self._standardise(dense)
 
-    def _pearson_rows(self, counts: np.ndarray | sparse.spmatrix, index: np.ndarray) -> np.ndarray:
-        """Residuals over the model's genes. A gene absent from ``counts`` (index −1) gets
-        its training mean, as on the other scales, and the present genes' shares are
-        rescaled to sum to one, so that a cell's expected counts still add up to its total."""
-        present = index >= 0
-        selected = counts[:, index[present]]
+    def _shares(self, present: np.ndarray) -> np.ndarray:
+        """The training shares of the genes present; with some absent, rescaled to sum to one,
+        so that a cell's expected counts still add up to its total."""
         if present.all():
-            return pearson_residuals(selected, self.gene_fraction, self.residual_clip)
-        fraction = self.gene_fraction[present] / self.gene_fraction[present].sum()
-        dense = np.empty((counts.shape[0], len(self.genes)), dtype=np.float32)
-        dense[:, present] = pearson_residuals(selected, fraction, self.residual_clip)
-        dense[:, ~present] = self.mean[~present]
-        return dense
+            return self.gene_fraction
+        return self.gene_fraction[present] / self.gene_fraction[present].sum()
 
     def _standardise(self, dense: np.ndarray) -> np.ndarray:
         """(x − mean) / sd clipped at ±10, float32, with one temporary (large blocks)."""
