@@ -27,7 +27,7 @@ from .io.sequences import SequenceSet, write_fasta
 from .methods import METHODS, DiffAug, Method, build_method
 from .methods.diffaug import DiffAugOptions
 from .methods.du import PRIORS
-from .modality import EXPRESSION
+from .modality import DNA, EXPRESSION
 from .train import TrainingDiverged
 
 logger = logging.getLogger("diffaug_bio")
@@ -127,6 +127,10 @@ def training_options(function):
                      show_default=True, help="Contrastive method."),
         click.option("--epochs", type=click.IntRange(min=1), default=None,
                      help="Contrastive training epochs [default: per modality]."),
+        click.option("--batch-size", type=click.IntRange(min=2), default=None,
+                     help="Items per training step, all processes together under torchrun; "
+                          f"also the negatives per anchor [default: {EXPRESSION.batch_size} "
+                          f"for cells and k-mers, {DNA.batch_size} for one-hot DNA]."),
         click.option("--dim", type=click.IntRange(min=2), default=None,
                      help="Embedding size [default: 128 for cnn / transformer DNA, 50 else]."),
         click.option("--seed", type=int, default=0, show_default=True,

@@ -23,6 +23,7 @@ def run_demo(
     outdir: str | os.PathLike = "diffaug-demo",
     method: str = tl.DEFAULT_METHOD,
     epochs: int | None = None,
+    batch_size: int | None = None,
     dim: int | None = None,
     seed: int = 0,
     device: str = "auto",
@@ -36,7 +37,16 @@ def run_demo(
     except OSError as error:
         raise InputError(f"{outdir}: cannot create the output folder ({error.strerror})") from error
     adata = sc.datasets.pbmc68k_reduced()
-    tl.embed(adata, method, epochs=epochs, dim=dim, seed=seed, device=device, **method_options)
+    tl.embed(
+        adata,
+        method,
+        epochs=epochs,
+        batch_size=batch_size,
+        dim=dim,
+        seed=seed,
+        device=device,
+        **method_options,
+    )
     labels = adata.obs[LABEL].to_numpy()
     scores = {
         "dataset": "pbmc68k_reduced",

@@ -95,10 +95,13 @@ class EmbeddingModel:
         seed: int = 0,
         device: str = "auto",
         checkpoints: Checkpoints | None = None,
+        batch_size: int | None = None,
         **method_options: object,
     ) -> EmbeddingModel:
         """Train a fresh encoder on encoder-ready ``data`` (see :meth:`prepare`), without labels.
 
+        ``batch_size``: items per optimiser step, all processes together under torchrun
+        (default: the modality's); it is also how many negatives InfoNCE sees per anchor.
         ``checkpoints`` saves the run periodically and, with ``resume``, continues an
         interrupted one to the same result (one process only).
         ``method_options`` go to the method (e.g. ``loss``, ``rounds`` for ``diffaug``).
@@ -109,6 +112,9 @@ class EmbeddingModel:
         epochs = self.modality.default_epochs if epochs is None else epochs
         if epochs < 1:
             raise InputError(f"--epochs must be at least 1, got {epochs}")
+        batch_size = self.modality.batch_size if batch_size is None else batch_size
+        if batch_size < 2:
+            raise InputError(f"--batch-size must be at least 2, got {batch_size}")
         trainer_method = build_method(method, self.modality, **method_options)
         if distributed.requested() and not trainer_method.supports_distributed:
             raise InputError(
@@ -120,16 +126,22 @@ class EmbeddingModel:
                 raise InputError("--resume works in one process, not under torchrun yet")
             checkpoints = Checkpoints()  # ranks would race to write one file
         torch_device = distributed.setup(resolve_device(device))
+        if batch_size < distributed.world_size():  # each process takes an equal share
+            raise InputError(
+                f"--batch-size {batch_size} is smaller than the {distributed.world_size()} "
+                "processes that share each batch"
+            )
         generator = seed_everything(seed)
         checkpoints.start({"modality": self.modality.name, "encoder": self.encoder_kind,
                            "dim": self.dim, **trainer_method.params(), "epochs": epochs,
-                           "seed": seed, "data": data_digest(data)})  # fmt: skip
+                           "batch_size": batch_size, "seed": seed,
+                           "data": data_digest(data)})  # fmt: skip
         self.encoder = self._new_encoder()
         trainer = ContrastiveTrainer(
             self.encoder,
             projection_head(self.dim),
             trainer_method.loss,
-            OptimiserConfig(batch_size=self.modality.batch_size),
+            OptimiserConfig(batch_size=batch_size),
             torch_device,
             generator,
             checkpoints,
@@ -144,6 +156,7 @@ class EmbeddingModel:
         self.training = {
             **trainer_method.params(),
             "epochs": epochs,
+            "batch_size": batch_size,
             "seed": seed,
             "processes": distributed.world_size(),
             "final_loss": trainer.history[-1],

@@ -88,6 +88,7 @@ def embed(
     layer: str | None = None,
     key_added: str = DEFAULT_KEY,
     epochs: int | None = None,
+    batch_size: int | None = None,
     dim: int | None = None,
     seed: int = 0,
     device: str = "auto",
@@ -109,6 +110,7 @@ def embed(
     ``"log1p"`` (normalize_total + log1p). Input that is not counts is used as it is (naming
     a normalisation is then an error).
     ``train_cells``: train on a random sample of this many cells (None: all), embed all.
+    ``batch_size``: cells per training step (None: 256).
     ``align_genes`` (with ``model``): genes of the model missing from ``adata`` get their
     training mean, with a warning naming them, instead of an error.
     ``checkpoints``: save training periodically / resume an interrupted run
@@ -121,7 +123,8 @@ def embed(
         model = _train_expression(
             get_matrix(adata, layer), adata.var_names, layer, n_top_genes=n_top_genes,
             normalisation=normalisation, train_cells=train_cells, method=method, epochs=epochs,
-            dim=dim, seed=seed, device=device, checkpoints=checkpoints, **method_options,
+            batch_size=batch_size, dim=dim, seed=seed, device=device, checkpoints=checkpoints,
+            **method_options,
         )  # fmt: skip
     adata.obsm[key_added] = model.embed(adata, device, align_genes)
     _record_params(adata, model, **_expression_params(model, key_added, train_cells))
@@ -138,6 +141,7 @@ def _train_expression(
     train_cells: int | None = None,
     method: str = DEFAULT_METHOD,
     epochs: int | None = None,
+    batch_size: int | None = None,
     dim: int | None = None,
     seed: int = 0,
     device: str = "auto",
@@ -155,7 +159,9 @@ def _train_expression(
         normalisation or DEFAULT_NORMALISATION, counts_required=normalisation is not None,
     )  # fmt: skip
     model = EmbeddingModel.for_expression(recipe, dim)
-    return model.fit(prepared, method, epochs, seed, device, **method_options)
+    return model.fit(
+        prepared, method, epochs, seed, device, batch_size=batch_size, **method_options
+    )
 
 
 def read_cells(
@@ -314,6 +320,7 @@ def train_dna(
     encoder: str = "cnn",
     method: str = DEFAULT_METHOD,
     epochs: int | None = None,
+    batch_size: int | None = None,
     dim: int | None = None,
     seed: int = 0,
     device: str = "auto",
@@ -329,6 +336,7 @@ def train_dna(
     ``encoder``: ``cnn`` or ``transformer`` on one-hot windows of ``max_len`` bases, or
     ``kmer``: an MLP on each sequence's k-mer counts (``k``, default 7), trained as cells
     are. ``fit_on``: the encoder learns from the ``train`` split or from ``all`` sequences.
+    ``batch_size``: sequences per training step (None: 128; 256 for ``kmer``).
     ``checkpoints``: as for :func:`embed`."""
     start = time.perf_counter()
     if encoder not in DNA_ENCODERS:
@@ -356,7 +364,8 @@ def train_dna(
     logger.info("read %d sequences (%d train); the encoder learns from %s (%d)", len(dataset),
                 train.sum(), "the train split" if fit_on == "train" else "all of them",
                 fitted.sum())  # fmt: skip
-    model.fit(prepared[fitted], method, epochs, seed, device, checkpoints, **method_options)
+    model.fit(prepared[fitted], method, epochs, seed, device, checkpoints, batch_size,
+              **method_options)  # fmt: skip
     embedding = model.embed(prepared, device)
     adata = sequences_adata(dataset, embedding)
     _record_params(adata, model, fit_on=fit_on, **_dna_input_params(model))

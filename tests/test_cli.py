@@ -67,7 +67,7 @@ def test_train_dna_writes_three_outputs_and_embed_dna_reuses_the_model(
 ):
     out = tmp_path / "run"
     result = run("train-dna", "nontata_small", "--gb-root", nontata_dir.parent, "-o", out,
-                 "--epochs", "2", "--dim", "16")  # fmt: skip
+                 "--epochs", "2", "--dim", "16", "--batch-size", "32")  # fmt: skip
     assert result.exit_code == 0, result.output
     assert "linear-probe accuracy" in result.output
     embeddings = ad.read_h5ad(out / "embeddings.h5ad")
@@ -80,6 +80,7 @@ def test_train_dna_writes_three_outputs_and_embed_dna_reuses_the_model(
     config = json.loads((out / "model" / "config.json").read_text())
     assert config["modality"] == "dna" and config["input"]["max_len"] == 251
     assert embeddings.uns["diffaug"]["params"]["guidance"] == 0  # DNA's default
+    assert embeddings.uns["diffaug"]["params"]["batch_size"] == 32
 
     fasta_out = tmp_path / "fasta.h5ad"
     reused = run("embed-dna", promoters_fasta, "--model", out / "model", "-o", fasta_out)

@@ -75,12 +75,12 @@ def test_two_ranks_see_the_global_batch_and_average_gradients(tmp_path):
         torch.testing.assert_close(gradient, expected, rtol=1e-4, atol=1e-6)
 
 
-def _torchrun(*args, tmp_path) -> subprocess.CompletedProcess:
+def _torchrun(*args, tmp_path, processes: int = 2) -> subprocess.CompletedProcess:
     script = shutil.which("diffaug-bio")
     if script is None:
         pytest.skip("the diffaug-bio console script is not installed")
     command = [sys.executable, "-m", "torch.distributed.run", "--standalone",
-               "--nproc_per_node=2", script, *map(str, args)]  # fmt: skip
+               f"--nproc_per_node={processes}", script, *map(str, args)]  # fmt: skip
     environment = {**os.environ, "OMP_NUM_THREADS": "1"}
     return subprocess.run(command, capture_output=True, text=True, cwd=tmp_path,
                           env=environment, timeout=900)  # fmt: skip
@@ -108,4 +108,13 @@ def test_torchrun_refuses_a_method_it_cannot_distribute(bladder_path, tmp_path):
                        "viewmaker", "--epochs", "1", tmp_path=tmp_path)  # fmt: skip
     assert result.returncode != 0
     assert "cannot train under torchrun" in result.stderr
+    assert not (tmp_path / "out.h5ad").exists()
+
+
+def test_torchrun_refuses_a_batch_smaller_than_the_processes(bladder_path, tmp_path):
+    """Each process takes an equal share of the batch: 3 processes cannot share 2 cells."""
+    result = _torchrun("embed", bladder_path, "-o", tmp_path / "out.h5ad", "--batch-size", "2",
+                       "--epochs", "1", tmp_path=tmp_path, processes=3)  # fmt: skip
+    assert result.returncode != 0
+    assert "--batch-size 2 is smaller than the 3 processes that share each batch" in result.stderr
     assert not (tmp_path / "out.h5ad").exists()

@@ -47,6 +47,19 @@ def test_same_seed_same_embedding_different_seed_differs(bladder):
     assert not np.allclose(first.obsm["X_diffaug"], other.obsm["X_diffaug"])
 
 
+def test_batch_size_sets_the_training_step_and_is_recorded(pbmc):
+    """The batch is also InfoNCE's set of negatives, so it changes what is learned."""
+    default, larger = pbmc[:300].copy(), pbmc[:300].copy()
+    dab.tl.embed(default, "simclr", epochs=2, dim=8)
+    model = dab.tl.embed(larger, "simclr", epochs=2, dim=8, batch_size=150)
+    assert default.uns["diffaug"]["params"]["batch_size"] == 256  # the cells' default
+    assert larger.uns["diffaug"]["params"]["batch_size"] == 150
+    assert model.training["batch_size"] == 150
+    assert not np.allclose(default.obsm["X_diffaug"], larger.obsm["X_diffaug"])
+    with pytest.raises(InputError, match="--batch-size must be at least 2, got 1"):
+        dab.tl.embed(pbmc[:50].copy(), "simclr", epochs=1, batch_size=1)
+
+
 @pytest.mark.parametrize("method", ["simclr", "du", "viewmaker", "clae"])
 def test_every_method_is_reproducible_on_cpu(pbmc, method):
     """Regression: du's loss once indexed pairs out of a matrix, whose backward pass sums in a

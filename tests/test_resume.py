@@ -63,15 +63,18 @@ def test_resumed_run_ends_like_an_uninterrupted_one(pbmc, tmp_path, monkeypatch,
     assert model.training["final_loss"] == reference.training["final_loss"]
 
 
-def test_a_checkpoint_of_another_run_is_refused(pbmc, tmp_path, monkeypatch):
+@pytest.mark.parametrize("changed", [{"seed": 1}, {"batch_size": 100}])
+def test_a_checkpoint_of_another_run_is_refused(pbmc, tmp_path, monkeypatch, changed):
     path = tmp_path / "run.ckpt"
     cells = pbmc[:200].copy()
     with monkeypatch.context() as patch:
         interrupted_at(1, patch)
         with pytest.raises(Killed):
             dab.tl.embed(cells, "simclr", epochs=3, checkpoints=Checkpoints(path, every_s=0))
-    with pytest.raises(InputError, match="belongs to another run \\(different seed\\)"):
-        dab.tl.embed(cells, "simclr", epochs=3, seed=1, checkpoints=Checkpoints(path, resume=True))
+    name = next(iter(changed))
+    with pytest.raises(InputError, match=f"belongs to another run \\(different {name}\\)"):
+        dab.tl.embed(cells, "simclr", epochs=3, checkpoints=Checkpoints(path, resume=True),
+                     **changed)  # fmt: skip
 
 
 def test_cli_run_killed_then_resumed_writes_the_uninterrupted_result(bladder_path, tmp_path):
