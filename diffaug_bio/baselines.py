@@ -12,7 +12,7 @@ import scanpy as sc
 from scipy import sparse
 
 from ._errors import InputError
-from .io.expression import get_matrix, looks_like_counts
+from .io.expression import NORMALISATIONS, PEARSON_THETA, get_matrix, looks_like_counts
 from .io.kmers import kmer_counts
 
 
@@ -27,6 +27,8 @@ def pca_embedding(
     ``n_top_genes`` HVG (2,000 as customary), scale (max 10), PCA. With
     ``normalisation="pearson"`` scanpy's Pearson-residual pipeline instead (raw counts):
     HVG by residual variance, Pearson residuals, PCA."""
+    if normalisation not in NORMALISATIONS:
+        raise InputError(f"unknown normalisation {normalisation!r}: choose log1p or pearson")
     matrix = get_matrix(adata, layer)
     scratch = ad.AnnData(
         matrix.astype(np.float32) if sparse.issparse(matrix) else np.asarray(matrix, np.float32)
@@ -36,10 +38,10 @@ def pca_embedding(
             raise InputError("Pearson residuals need raw counts")
         if scratch.n_vars > n_top_genes:
             sc.experimental.pp.highly_variable_genes(
-                scratch, flavor="pearson_residuals", n_top_genes=n_top_genes
+                scratch, flavor="pearson_residuals", n_top_genes=n_top_genes, theta=PEARSON_THETA
             )
             scratch = scratch[:, scratch.var["highly_variable"]].copy()
-        sc.experimental.pp.normalize_pearson_residuals(scratch)
+        sc.experimental.pp.normalize_pearson_residuals(scratch, theta=PEARSON_THETA)
         return _pca(scratch, n_comps)
     if looks_like_counts(matrix):
         sc.pp.normalize_total(scratch, target_sum=1e4)

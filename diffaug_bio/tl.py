@@ -364,8 +364,8 @@ def train_dna(
     logger.info("read %d sequences (%d train); the encoder learns from %s (%d)", len(dataset),
                 train.sum(), "the train split" if fit_on == "train" else "all of them",
                 fitted.sum())  # fmt: skip
-    model.fit(prepared[fitted], method, epochs, seed, device, checkpoints, batch_size,
-              **method_options)  # fmt: skip
+    model.fit(prepared[fitted], method, epochs, seed, device, checkpoints,
+              batch_size=batch_size, **method_options)  # fmt: skip
     embedding = model.embed(prepared, device)
     adata = sequences_adata(dataset, embedding)
     _record_params(adata, model, fit_on=fit_on, **_dna_input_params(model))

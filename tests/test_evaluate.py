@@ -1,6 +1,7 @@
 import numpy as np
 import pytest
 
+from diffaug_bio import InputError
 from diffaug_bio.baselines import kmer_frequencies, pca_embedding
 from diffaug_bio.evaluate import (
     knn_accuracy,
@@ -51,6 +52,26 @@ def test_pca_baseline_follows_scanpy_pipeline(bladder):
     embedding = pca_embedding(bladder)
     assert embedding.shape == (bladder.n_obs, 50)
     assert knn_accuracy(embedding, bladder.obs["cell_type"]) > 0.5
+
+
+def test_pca_baseline_on_pearson_residuals_is_scanpys_and_needs_counts(bladder, pbmc):
+    """The peer of the product's default input: scanpy's residual HVG, residuals, PCA."""
+    import scanpy as sc
+
+    embedding = pca_embedding(bladder, n_top_genes=1000, normalisation="pearson")
+    scratch = bladder.copy()
+    sc.experimental.pp.highly_variable_genes(
+        scratch, flavor="pearson_residuals", n_top_genes=1000, theta=100
+    )
+    scratch = scratch[:, scratch.var["highly_variable"]].copy()
+    sc.experimental.pp.normalize_pearson_residuals(scratch, theta=100)
+    sc.tl.pca(scratch, n_comps=50, random_state=0)
+    np.testing.assert_allclose(np.abs(embedding), np.abs(scratch.obsm["X_pca"]), atol=1e-3)
+    assert knn_accuracy(embedding, bladder.obs["cell_type"]) > 0.5
+    with pytest.raises(InputError, match="Pearson residuals need raw counts"):
+        pca_embedding(pbmc, normalisation="pearson")
+    with pytest.raises(InputError, match="unknown normalisation 'sctransform'"):
+        pca_embedding(bladder, normalisation="sctransform")
 
 
 def test_leiden_scores_above_scanpys_exact_neighbour_limit():
