@@ -12,7 +12,12 @@ import scanpy as sc
 from scipy import sparse
 
 from ._errors import InputError
-from .io.expression import NORMALISATIONS, PEARSON_THETA, get_matrix, looks_like_counts
+from .io.expression import (
+    PEARSON_THETA,
+    check_normalisation,
+    get_matrix,
+    looks_like_counts,
+)
 from .io.kmers import kmer_counts
 
 
@@ -27,8 +32,7 @@ def pca_embedding(
     ``n_top_genes`` HVG (2,000 as customary), scale (max 10), PCA. With
     ``normalisation="pearson"`` scanpy's Pearson-residual pipeline instead (raw counts):
     HVG by residual variance, Pearson residuals, PCA."""
-    if normalisation not in NORMALISATIONS:
-        raise InputError(f"unknown normalisation {normalisation!r}: choose log1p or pearson")
+    check_normalisation(normalisation)
     matrix = get_matrix(adata, layer)
     scratch = ad.AnnData(
         matrix.astype(np.float32) if sparse.issparse(matrix) else np.asarray(matrix, np.float32)

@@ -95,6 +95,12 @@ def _values(matrix: np.ndarray | sparse.spmatrix) -> np.ndarray:
     return np.asarray(matrix).ravel()
 
 
+def check_normalisation(normalisation: str) -> None:
+    """Refuse a normalisation name this package does not know (the product and its peer)."""
+    if normalisation not in NORMALISATIONS:
+        raise InputError(f"unknown normalisation {normalisation!r}: choose log1p or pearson")
+
+
 def check_finite(matrix: np.ndarray | sparse.spmatrix, what: str) -> None:
     values = _values(matrix)
     if not np.isfinite(values).all():
@@ -227,8 +233,7 @@ class ExpressionPreprocessing:
         matrix in messages (default: the layer, or X)."""
         if n_top_genes < 1:
             raise InputError(f"n_top_genes must be at least 1, not {n_top_genes}")
-        if normalisation not in NORMALISATIONS:
-            raise InputError(f"unknown normalisation {normalisation!r}: choose log1p or pearson")
+        check_normalisation(normalisation)
         source = source or (f"layer {layer!r}" if layer else "X")
         check_values(matrix, source)
         if not looks_like_counts(matrix):
