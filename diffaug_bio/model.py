@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import anndata as ad
@@ -43,6 +43,8 @@ RECIPES: dict[str, type[InputRecipe]] = {
 """Each modality's input recipe, by the name saved in a model's config."""
 LEGACY_DENOISER_WIDTH = {"expression": 512, "dna": 64}
 """The width of models saved before it was recorded (all of them cells or one-hot DNA)."""
+LEGACY_ENCODER_HIDDEN = {"expression": (512, 256), "dna-kmer": (512, 256), "dna": ()}
+"""The MLP encoder's hidden widths in models saved before they were recorded."""
 
 
 class EmbeddingModel:
@@ -58,11 +60,14 @@ class EmbeddingModel:
         recipe: InputRecipe,
         encoder: str | None = None,
         dim: int | None = None,
+        encoder_hidden: Sequence[int] | None = None,
     ):
         self.modality: Modality = get_modality(modality)
         self.recipe = recipe
         self.encoder_kind = encoder or self.modality.default_encoder
         self.dim = dim or self.modality.default_dim
+        hidden = self.modality.encoder_hidden if encoder_hidden is None else encoder_hidden
+        self.encoder_hidden = tuple(hidden)
         # sequence encoders take one-hot windows of any length: no fixed feature count
         self.n_features = 0 if isinstance(recipe, SequenceEncoding) else recipe.n_features
         self.training: dict = {}
@@ -85,7 +90,7 @@ class EmbeddingModel:
         return cls("dna-kmer", encoding, "mlp", dim)
 
     def _new_encoder(self) -> torch.nn.Module:
-        return build_encoder(self.encoder_kind, self.n_features, self.dim)
+        return build_encoder(self.encoder_kind, self.n_features, self.dim, self.encoder_hidden)
 
     def fit(
         self,
@@ -133,7 +138,8 @@ class EmbeddingModel:
             )
         generator = seed_everything(seed)
         checkpoints.start({"modality": self.modality.name, "encoder": self.encoder_kind,
-                           "dim": self.dim, **trainer_method.params(), "epochs": epochs,
+                           "encoder_hidden": list(self.encoder_hidden), "dim": self.dim,
+                           **trainer_method.params(), "epochs": epochs,
                            "batch_size": batch_size, "seed": seed,
                            "data": data_digest(data)})  # fmt: skip
         self.encoder = self._new_encoder()
@@ -263,6 +269,7 @@ class EmbeddingModel:
             "version": __version__,
             "modality": self.modality.name,
             "encoder": self.encoder_kind,
+            "encoder_hidden": list(self.encoder_hidden),
             "dim": self.dim,
             "input": self.recipe.to_dict(),
             "training": self.training,
@@ -314,7 +321,8 @@ class EmbeddingModel:
                 f"{directory} holds a {saved.name} model, but {modality} input was given"
             )
         recipe = RECIPES[saved.name].from_dict(config["input"])
-        model = cls(saved.name, recipe, config["encoder"], config["dim"])
+        hidden = config.get("encoder_hidden", LEGACY_ENCODER_HIDDEN[saved.name])
+        model = cls(saved.name, recipe, config["encoder"], config["dim"], hidden)
         model.training = config.get("training", {})
         model.encoder = model._new_encoder()
         state = torch.load(directory / "encoder.pt", map_location="cpu", weights_only=True)

@@ -35,7 +35,7 @@ def test_one_process_batches_cover_every_item_with_no_short_batch(n):
 def _trainer(seed: int = 0) -> ContrastiveTrainer:
     torch.manual_seed(seed)
     trainer = ContrastiveTrainer(
-        build_encoder("mlp", 6, 4), projection_head(4, 8, 5), get_loss("infonce"),
+        build_encoder("mlp", 6, 4, (16, 8)), projection_head(4, 8, 5), get_loss("infonce"),
         OptimiserConfig(), torch.device("cpu"), torch.Generator().manual_seed(seed),
     )  # fmt: skip
     trainer.encoder.eval()  # BatchNorm on running statistics: the same function on any batch

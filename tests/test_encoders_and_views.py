@@ -39,7 +39,7 @@ def test_padding_is_ignored_by_pooling(encoder_class):
 
 
 def test_mlp_encoder_shape():
-    assert MLPEncoder(30, dim=8)(torch.randn(5, 30)).shape == (5, 8)
+    assert MLPEncoder(30, dim=8, hidden=(16,))(torch.randn(5, 30)).shape == (5, 8)
 
 
 def test_dna_views_stay_valid_encodings(promoters_fasta):

@@ -1,3 +1,5 @@
+import json
+
 import numpy as np
 import pytest
 
@@ -85,6 +87,25 @@ def test_saved_model_reproduces_embedding_and_refuses_other_genes(pbmc, tmp_path
     np.testing.assert_allclose(loaded.embed(pbmc), pbmc.obsm["X_diffaug"], atol=1e-5)
     with pytest.raises(InputError, match="lacks 65 of the model's 765 genes"):
         loaded.embed(pbmc[:, 65:].copy())
+
+
+def test_encoder_widths_are_saved_and_older_models_load_with_theirs(pbmc, tmp_path):
+    model = dab.tl.embed(pbmc, "simclr", epochs=1)
+    assert model.encoder.blocks[0][0].out_features == 256  # cells: (256, 128)
+    loaded = dab.EmbeddingModel.load(model.save(tmp_path / "now"))
+    assert loaded.encoder_hidden == (256, 128)
+    np.testing.assert_allclose(loaded.embed(pbmc), pbmc.obsm["X_diffaug"], atol=1e-5)
+    # a model from before the widths were recorded: (512, 256), with no key in its config
+    older = dab.EmbeddingModel("expression", model.recipe, encoder_hidden=(512, 256))
+    older.fit(model.prepare(pbmc), "simclr", epochs=1)
+    older.save(tmp_path / "older")
+    config_file = tmp_path / "older" / "config.json"
+    config = json.loads(config_file.read_text())
+    assert config.pop("encoder_hidden") == [512, 256]
+    config_file.write_text(json.dumps(config))
+    reloaded = dab.EmbeddingModel.load(tmp_path / "older")
+    assert reloaded.encoder.blocks[1][0].out_features == 256
+    np.testing.assert_allclose(reloaded.embed(pbmc), older.embed(pbmc), atol=1e-5)
 
 
 def test_loading_a_model_of_the_other_modality_is_refused(pbmc, nontata_dir, tmp_path):

@@ -137,7 +137,7 @@ def test_viewmaker_step_raises_the_contrastive_loss():
 
 
 def make_trainer(modality, n_features: int, method: Viewmaker) -> ContrastiveTrainer:
-    encoder = build_encoder(modality.default_encoder, n_features, 8)
+    encoder = build_encoder(modality.default_encoder, n_features, 8, modality.encoder_hidden)
     return ContrastiveTrainer(
         encoder,
         projection_head(8, hidden=16, out=8),

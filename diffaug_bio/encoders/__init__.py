@@ -3,6 +3,8 @@ space where the contrastive loss is computed (the evaluated representation is z)
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from torch import nn
 
 from .._errors import InputError
@@ -12,10 +14,11 @@ from .sequence import CNNEncoder, TransformerEncoder
 SEQUENCE_ENCODERS = {"cnn": CNNEncoder, "transformer": TransformerEncoder}
 
 
-def build_encoder(kind: str, n_features: int, dim: int) -> nn.Module:
-    """``kind`` is ``mlp`` (expression, needs ``n_features``), ``cnn`` or ``transformer`` (DNA)."""
+def build_encoder(kind: str, n_features: int, dim: int, hidden: Sequence[int] = ()) -> nn.Module:
+    """``kind`` is ``mlp`` (tabular: ``n_features`` inputs through ``hidden`` widths), ``cnn``
+    or ``transformer`` (DNA, whose shape is their own)."""
     if kind == "mlp":
-        return MLPEncoder(n_features, dim)
+        return MLPEncoder(n_features, dim, hidden)
     if kind in SEQUENCE_ENCODERS:
         return SEQUENCE_ENCODERS[kind](dim)
     raise InputError(f"unknown encoder {kind!r}: choose mlp, cnn or transformer")

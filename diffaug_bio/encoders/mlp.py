@@ -15,9 +15,10 @@ def mlp_block(n_in: int, n_out: int) -> nn.Sequential:
 
 
 class MLPEncoder(nn.Module):
-    """Cells × genes → fixed-size embedding z (no activation on z)."""
+    """Cells × genes → fixed-size embedding z (no activation on z); ``hidden`` widths in
+    between (the modality's default: :attr:`~diffaug_bio.modality.Modality.encoder_hidden`)."""
 
-    def __init__(self, n_features: int, dim: int = 50, hidden: Sequence[int] = (512, 256)):
+    def __init__(self, n_features: int, dim: int, hidden: Sequence[int]):
         super().__init__()
         widths = [n_features, *hidden]
         self.blocks = nn.Sequential(*(mlp_block(a, b) for a, b in pairwise(widths)))
