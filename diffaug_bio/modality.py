@@ -74,8 +74,9 @@ EXPRESSION = Modality(
     name="expression",
     reads="expression",
     default_encoder="mlp",
-    # measured (RESULTS.md, ten seeds): level with (512, 256) on bladder and pbmc — kNN-15
-    # +0.02 / +0.03, ARI +0.003 — in 73% of the training time
+    # measured (RESULTS.md): level with (512, 256) in 55–73% of the training time — bladder
+    # and pbmc kNN-15 +0.02 / +0.03, ARI +0.003 (ten seeds); non-TATA k-mer-7 probe +0.3 on
+    # the train split, −0.1 with --fit-on all (three seeds)
     encoder_hidden=(256, 128),
     default_dim=50,
     default_epochs=100,
@@ -121,12 +122,11 @@ DNA = Modality(
     denoiser=lambda n_features, cond_dim, width: ConvDenoiser(cond_dim, width),
     denoiser_width=64,
 )
-# its figures were measured with (512, 256), kept until (256, 128) is measured on k-mers
-DNA_KMERS = replace(EXPRESSION, name="dna-kmer", reads="dna", encoder_hidden=(512, 256))
+DNA_KMERS = replace(EXPRESSION, name="dna-kmer", reads="dna")
 """Sequences read as k-mer count vectors (:class:`~diffaug_bio.io.KmerEncoding`): tabular
 data, so the cells' training pieces apply unchanged — MLP encoder, neighbour-mixup
-warm-up, principal-space diffusion. On non-TATA promoters (benchmarks/RESULTS.md): 88.6%
-fitted on every sequence, level with the CNN on one-hot (82.5%) on the train split alone.
+warm-up, principal-space diffusion. On non-TATA promoters (benchmarks/RESULTS.md): 88.1%
+fitted on every sequence; 82.8% on the train split alone (the CNN on one-hot: 81.7%).
 Positives stay k-mer spectra, not sequences."""
 MODALITIES = {m.name: m for m in (EXPRESSION, DNA, DNA_KMERS)}
 

@@ -55,6 +55,7 @@ def _params(model: EmbeddingModel, **extra: object) -> dict:
         "version": __version__,
         "modality": model.modality.name,
         "encoder": model.encoder_kind,
+        "encoder_hidden": list(model.encoder_hidden) or None,  # the MLP's; none for DNA's
         "dim": model.dim,
         **model.training,
         **extra,

@@ -92,6 +92,7 @@ def test_saved_model_reproduces_embedding_and_refuses_other_genes(pbmc, tmp_path
 def test_encoder_widths_are_saved_and_older_models_load_with_theirs(pbmc, tmp_path):
     model = dab.tl.embed(pbmc, "simclr", epochs=1)
     assert model.encoder.blocks[0][0].out_features == 256  # cells: (256, 128)
+    assert list(pbmc.uns["diffaug"]["params"]["encoder_hidden"]) == [256, 128]
     loaded = dab.EmbeddingModel.load(model.save(tmp_path / "now"))
     assert loaded.encoder_hidden == (256, 128)
     np.testing.assert_allclose(loaded.embed(pbmc), pbmc.obsm["X_diffaug"], atol=1e-5)
