@@ -105,7 +105,11 @@ def test_encoder_widths_are_saved_and_older_models_load_with_theirs(pbmc, tmp_pa
     assert config.pop("encoder_hidden") == [512, 256]
     config_file.write_text(json.dumps(config))
     reloaded = dab.EmbeddingModel.load(tmp_path / "older")
-    assert reloaded.encoder.blocks[1][0].out_features == 256
+    assert (
+        reloaded.encoder_hidden
+        == (512, 256)
+        == (reloaded.encoder.blocks[0][0].out_features, reloaded.encoder.blocks[1][0].out_features)
+    )
     np.testing.assert_allclose(reloaded.embed(pbmc), older.embed(pbmc), atol=1e-5)
 
 
