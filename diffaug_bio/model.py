@@ -137,9 +137,7 @@ class EmbeddingModel:
                 "processes that share each batch"
             )
         generator = seed_everything(seed)
-        checkpoints.start({"modality": self.modality.name, "encoder": self.encoder_kind,
-                           "encoder_hidden": list(self.encoder_hidden), "dim": self.dim,
-                           **trainer_method.params(), "epochs": epochs,
+        checkpoints.start({**self.architecture(), **trainer_method.params(), "epochs": epochs,
                            "batch_size": batch_size, "seed": seed,
                            "data": data_digest(data)})  # fmt: skip
         self.encoder = self._new_encoder()
@@ -263,14 +261,21 @@ class EmbeddingModel:
         self.diffusion.cpu()
         return torch.cat(copies)
 
-    def config(self) -> dict:
-        config = {
-            "format": FORMAT,
-            "version": __version__,
+    def architecture(self) -> dict:
+        """The network's shape (JSON values): what a saved model, a checkpoint's fingerprint
+        and ``uns["diffaug"]["params"]`` all record, so they cannot disagree."""
+        return {
             "modality": self.modality.name,
             "encoder": self.encoder_kind,
             "encoder_hidden": list(self.encoder_hidden),
             "dim": self.dim,
+        }
+
+    def config(self) -> dict:
+        config = {
+            "format": FORMAT,
+            "version": __version__,
+            **self.architecture(),
             "input": self.recipe.to_dict(),
             "training": self.training,
         }

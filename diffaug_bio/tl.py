@@ -53,10 +53,7 @@ def _params(model: EmbeddingModel, **extra: object) -> dict:
     """How an embedding was made, for ``uns["diffaug"]["params"]`` (h5ad-safe values)."""
     params = {
         "version": __version__,
-        "modality": model.modality.name,
-        "encoder": model.encoder_kind,
-        "encoder_hidden": list(model.encoder_hidden) or None,  # the MLP's; none for DNA's
-        "dim": model.dim,
+        **model.architecture(),
         **model.training,
         **extra,
     }

@@ -79,8 +79,10 @@ def test_train_dna_writes_three_outputs_and_embed_dna_reuses_the_model(
     assert 0 <= metrics["linear_probe_accuracy"] <= 1 and metrics["majority_class_accuracy"] == 0.5
     config = json.loads((out / "model" / "config.json").read_text())
     assert config["modality"] == "dna" and config["input"]["max_len"] == 251
-    assert embeddings.uns["diffaug"]["params"]["guidance"] == 0  # DNA's default
-    assert embeddings.uns["diffaug"]["params"]["batch_size"] == 32
+    params = embeddings.uns["diffaug"]["params"]
+    assert params["guidance"] == 0 and params["batch_size"] == 32  # DNA's default; as given
+    for key in ("modality", "encoder", "encoder_hidden", "dim"):  # uns and model agree
+        assert list(np.atleast_1d(params[key])) == list(np.atleast_1d(config[key])), key
 
     fasta_out = tmp_path / "fasta.h5ad"
     reused = run("embed-dna", promoters_fasta, "--model", out / "model", "-o", fasta_out)

@@ -63,7 +63,7 @@ def test_resumed_run_ends_like_an_uninterrupted_one(pbmc, tmp_path, monkeypatch,
     assert model.training["final_loss"] == reference.training["final_loss"]
 
 
-@pytest.mark.parametrize("changed", [{"seed": 1}, {"batch_size": 100}])
+@pytest.mark.parametrize("changed", [{"seed": 1}, {"batch_size": 100}, {"dim": 4}])
 def test_a_checkpoint_of_another_run_is_refused(pbmc, tmp_path, monkeypatch, changed):
     path = tmp_path / "run.ckpt"
     cells = pbmc[:200].copy()
