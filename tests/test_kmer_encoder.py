@@ -70,7 +70,9 @@ def test_kmer_model_embeds_sequences_only_and_round_trips(nontata_dir, tmp_path,
     assert 0.65 < result.metrics["linear_probe_accuracy"] <= 1.0
     model = result.model
     assert model.modality.name == "dna-kmer" and model.n_features == 64
+    assert model.encoder.blocks[0][0].out_features == 256  # k-mers share the cells' (256, 128)
     loaded = EmbeddingModel.load(model.save(tmp_path / "model"), "dna")
+    assert loaded.encoder_hidden == model.encoder_hidden == (256, 128)
     sequences = load_dna_dataset(str(nontata_dir))
     monkeypatch.setattr("diffaug_bio.model.BLOCK_ROWS", 7)  # 120 sequences in 18 blocks
     np.testing.assert_allclose(
