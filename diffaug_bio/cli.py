@@ -153,7 +153,7 @@ def training_options(function):
                      help="diffaug: t*/T, how far anchors are noised before denoising."),
         click.option("--guidance", type=click.FloatRange(min=0), default=None,
                      help="diffaug: classifier-free guidance weight, 0 off "
-                          "[default: 0 for one-hot DNA, 2 else]."),
+                          f"[default: {DiffAugOptions.guidance:g}]."),
         click.option("--schedule", type=click.Choice(sorted(BETA_SCHEDULES)), default=None,
                      help=f"diffaug: the noise (β) schedule [default: {DiffAugOptions.schedule}]."),
         click.option("--process", type=click.Choice(sorted(SCHEDULES)), default=None,

@@ -50,10 +50,6 @@ class Modality:
     diffusion_epochs: int
     """DiffAug M-step epochs per round (a conv denoiser over 4 × L one-hot costs far more
     per item than an MLP over 50 principal components)."""
-    guidance: float
-    """DiffAug's default classifier-free guidance weight. Measured (benchmarks/RESULTS.md):
-    w = 2 gains +0.3 / +0.7 kNN points on bladder / pbmc for ~15% more time; on non-TATA it
-    gains +0.4 (within seed noise) for 24% more time, which takes train-dna past 10 minutes."""
     categorical: bool
     """Data are one-hot categories, which the categorical (D3PM) process can diffuse."""
     hand_designed_views: Callable[[], ViewFn]
@@ -82,7 +78,6 @@ EXPRESSION = Modality(
     default_epochs=100,
     batch_size=256,
     diffusion_epochs=40,
-    guidance=2.0,
     categorical=False,
     hand_designed_views=ExpressionViews,
     warmup_recipes={
@@ -107,7 +102,6 @@ DNA = Modality(
     default_epochs=20,
     batch_size=128,
     diffusion_epochs=5,
-    guidance=0.0,
     categorical=True,
     hand_designed_views=DNAViews,
     warmup_recipes={

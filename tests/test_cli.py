@@ -31,8 +31,8 @@ def test_embed_to_output_leaves_input_untouched(bladder_path, tmp_path, digest):
     assert np.isfinite(out.obsm["X_diffaug"]).all()
     params = out.uns["diffaug"]["params"]
     assert params["method"] == "diffaug" and params["epochs"] == 2 and params["dim"] == 8
-    # the modality's defaults are recorded resolved
-    assert params["rounds"] == 2 and params["guidance"] == 2
+    # the defaults are recorded, the modality's resolved
+    assert params["rounds"] == 2 and params["guidance"] == 0
     assert params["diffusion_epochs"] == 1  # 40 per round at 100 epochs, scaled to 2 epochs
     assert params["counts_normalised"] and params["n_genes"] == 3000  # all: < n_top_genes
     assert params["normalisation"] == "pearson"  # diffaug's default for counts
@@ -80,7 +80,7 @@ def test_train_dna_writes_three_outputs_and_embed_dna_reuses_the_model(
     config = json.loads((out / "model" / "config.json").read_text())
     assert config["modality"] == "dna" and config["input"]["max_len"] == 251
     params = embeddings.uns["diffaug"]["params"]
-    assert params["guidance"] == 0 and params["batch_size"] == 32  # DNA's default; as given
+    assert params["guidance"] == 0 and params["batch_size"] == 32  # the default; as given
     for key in ("modality", "encoder", "encoder_hidden", "dim"):  # uns and model agree
         assert list(np.atleast_1d(params[key])) == list(np.atleast_1d(config[key])), key
 

@@ -65,6 +65,22 @@ def test_diffaug_same_seed_same_embedding(pbmc):
     np.testing.assert_array_equal(first.obsm["X_diffaug"], second.obsm["X_diffaug"])
 
 
+def test_guidance_trains_the_generator_with_dropped_conditions_and_is_kept(pbmc, tmp_path):
+    plain, guided = pbmc.copy(), pbmc.copy()
+    plain_model = dab.tl.embed(plain, "diffaug", epochs=3, seed=5, **FAST)
+    guided_model = dab.tl.embed(guided, "diffaug", epochs=3, seed=5, guidance=2.0, **FAST)
+    # off by default: the generator then never learns the unconditional p(x) it would need
+    assert plain.uns["diffaug"]["params"]["guidance"] == 0
+    assert plain_model.diffusion.condition_dropout == 0
+    assert guided.uns["diffaug"]["params"]["guidance"] == 2
+    assert guided_model.diffusion.condition_dropout > 0
+    # guided positives are other positives, so the encoder learns another embedding
+    assert not np.allclose(plain.obsm["X_diffaug"], guided.obsm["X_diffaug"])
+    guided_model.save(tmp_path / "model")  # augment samples with the weight it trained with
+    loaded = dab.EmbeddingModel.load(tmp_path / "model")
+    assert loaded.training["guidance"] == 2 and loaded.diffusion.condition_dropout > 0
+
+
 def test_temperature_changes_the_embedding_and_is_recorded(pbmc):
     default, cooler = pbmc.copy(), pbmc.copy()
     dab.tl.embed(default, "simclr", epochs=2, seed=1)
