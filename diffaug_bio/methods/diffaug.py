@@ -59,7 +59,8 @@ class DiffAugOptions(MethodOptions):
     generator with 15% of conditions dropped, which guidance needs. Off by measurement
     (benchmarks/RESULTS.md): on cells' Pearson residuals w = 2 scored no better than off
     over ten seeds (mouse bladder kNN-15 93.68 vs 93.82%, pbmc 80.10 vs 80.11%, Leiden ARI
-    level); on non-TATA it gained +0.4 (within seed noise) for 24% more time."""
+    level; the k-mer path, which shares the cells' recipe, level on one seed); on one-hot
+    non-TATA it gained +0.4 (within seed noise) for 24% more time."""
     diffusion_epochs: int | None = None
     """M-step epochs per round; None takes the modality's default, scaled by the share of the
     modality's default contrastive epochs asked for — so a short run (``--epochs 2``) is
