@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 from collections.abc import Iterator, Sequence
 
 
@@ -29,3 +30,11 @@ def shown(names: Sequence[object], limit: int = 5) -> str:
     list for a one-line error message."""
     names = [str(name) for name in names]
     return ", ".join(names[:limit]) + (" …" if len(names) > limit else "")
+
+
+def reason(error: BaseException) -> str:
+    """The first sentence of a library exception's message, on one line (its type when it
+    has none), to quote in an InputError. Not the first line: Biopython, for one, breaks
+    lines mid-sentence; nor the whole: its advice names Python calls, not options."""
+    text = " ".join(str(error).split())
+    return re.split(r"(?<=\.) ", text, maxsplit=1)[0] or type(error).__name__

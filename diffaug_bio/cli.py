@@ -20,10 +20,9 @@ from .checkpoint import DEFAULT_EVERY_S, Checkpoints
 from .contrastive.losses import INFONCE_TEMPERATURE, LOSSES
 from .diffusion.schedules import BETA_SCHEDULES, SCHEDULES
 from .io.expression import DEFAULT_NORMALISATION, NORMALISATIONS
-from .io.files import check_output_folder, check_writable
-from .io.h5ad import write_h5ad_atomic
+from .io.files import check_output, check_output_folder
+from .io.h5ad import H5AD_SUFFIXES, write_h5ad_atomic
 from .io.kmers import DEFAULT_K, K_RANGE
-from .io.sequences import SequenceSet, write_fasta
 from .methods import METHODS, DiffAug, Method, build_method
 from .methods.diffaug import DiffAugOptions
 from .methods.du import PRIORS
@@ -186,6 +185,25 @@ def checkpoint_options(function):
     )(function)  # fmt: skip
 
 
+TRAINING_ONLY = ("method", "epochs", "batch_size", "dim", "seed", "n_top_genes", "normalisation",
+                 "train_cells", "resume", "checkpoint_every", *METHOD_OPTIONS)  # fmt: skip
+"""The options of ``embed`` that only a training run reads."""
+
+
+def _refuse_training_options(why: str) -> None:
+    """A usage error naming the training options given on the command line, if any: a run
+    that does not train would otherwise drop them without a word."""
+    context = click.get_current_context()
+    given = [
+        f"--{name.replace('_', '-')}"
+        for name in TRAINING_ONLY
+        if context.get_parameter_source(name) is click.core.ParameterSource.COMMANDLINE
+    ]
+    if given:
+        verb = "applies" if len(given) == 1 else "apply"
+        raise click.UsageError(f"{why}: {', '.join(given)} {verb} only to training")
+
+
 def make_checkpoints(path: Path, options: dict) -> Checkpoints:
     """Remove the checkpoint options from ``options``; the run's Checkpoints at ``path``."""
     every, resume = options.pop("checkpoint_every"), options.pop("resume")
@@ -303,8 +321,8 @@ def embed(input_file, output, layer, key_added, save_model, model_dir, align_gen
     extra = method_options(options)
     if model_dir is None:  # fail on bad method options before reading anything
         build_method(options["method"], EXPRESSION, **extra)
-    elif checkpoints.resume:
-        raise click.UsageError("--resume continues a training run; --model does not train")
+    else:
+        _refuse_training_options("--model applies a saved model without training")
     model = tl.embed_file(input_file, destination, backed=backed, layer=layer,
                           key_added=key_added, train_cells=train_cells, model=model_dir,
                           align_genes=align_genes, index_column=index_column,
@@ -410,7 +428,7 @@ def embed_dna(input_file, model_dir, output, device) -> None:
     Example:
       diffaug-bio embed-dna promoters.fa --model run/model -o promoters.h5ad
     """
-    check_writable(output)
+    check_output(output, "an .h5ad file", H5AD_SUFFIXES)
     adata = tl.embed_dna(input_file, model_dir, device)
     write_h5ad_atomic(adata, output)
     logger.info("wrote %d embeddings to %s", adata.n_obs, output)
@@ -469,13 +487,8 @@ def augment(input_file, model_dir, copies, output, seed, device) -> None:
       diffaug-bio augment cells.h5ad --model model/ -n 5 -o cells.augmented.h5ad
       diffaug-bio augment promoters.fa --model run/model -n 3 -o promoters.augmented.fa
     """
-    check_writable(output)
-    generated = tl.augment(input_file, model_dir, copies, seed, device)
-    if isinstance(generated, SequenceSet):
-        write_fasta(generated, output)
-    else:
-        write_h5ad_atomic(generated, output)
-    logger.info("wrote %d generated positives to %s", len(generated), output)
+    written = tl.augment_file(input_file, output, model_dir, copies, seed, device)
+    logger.info("wrote %d generated positives to %s", written, output)
 
 
 def main() -> None:

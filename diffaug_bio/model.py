@@ -182,18 +182,20 @@ class EmbeddingModel:
         data: ad.AnnData | BackedMatrix | SequenceSet | np.ndarray | torch.Tensor,
         device: str = "cpu",
         align_genes: bool = False,
+        layer: str | None = None,
     ) -> np.ndarray:
         """Embeddings (n, dim) float32 of raw input (AnnData, a backed file's matrix,
         SequenceSet) or of prepared tensors. Cells and sequences are prepared and embedded
         a block at a time, so memory stays flat however many there are. ``align_genes``:
         cells lacking some of the model's genes get those genes' training mean (with a
-        warning) instead of an error."""
+        warning) instead of an error. ``layer``: the AnnData layer to read (None: the one the
+        model was trained on), for data that keeps its counts elsewhere."""
         if self.encoder is None:
             raise InputError("the model is not trained yet: call fit() or load() first")
         torch_device = resolve_device(device)
         encoder = self.encoder.to(torch_device)
         if isinstance(data, ad.AnnData | BackedMatrix):
-            blocks, n_items = self._prepared_blocks(data, align_genes), data.shape[0]
+            blocks, n_items = self._prepared_blocks(data, align_genes, layer), data.shape[0]
         elif isinstance(data, SequenceSet):
             blocks, n_items = self._prepared_sequence_blocks(data), len(data)
         else:
@@ -208,15 +210,20 @@ class EmbeddingModel:
         return embedding
 
     def _prepared_blocks(
-        self, data: ad.AnnData | BackedMatrix, align_genes: bool
+        self, data: ad.AnnData | BackedMatrix, align_genes: bool, layer: str | None
     ) -> Iterator[torch.Tensor]:
         if self.modality.reads != "expression":
             raise InputError("this is a DNA model: give it sequences")
-        matrix = data if isinstance(data, BackedMatrix) else get_matrix(data, self.recipe.layer)
+        if isinstance(data, BackedMatrix):
+            matrix, layer = data, data.layer
+        else:
+            layer = self.recipe.layer if layer is None else layer
+            matrix = get_matrix(data, layer)
         index = self.recipe.gene_index(data.var_names, align_genes)
+        source = f"layer {layer!r}" if layer else "X"
         blocks = row_blocks(matrix)
         for _, block in progress(blocks, "embedding cells", -(-matrix.shape[0] // BLOCK_ROWS)):
-            yield torch.from_numpy(self.recipe.transform_rows(block, index))
+            yield torch.from_numpy(self.recipe.transform_rows(block, index, source))
 
     def _prepared_sequence_blocks(self, sequences: SequenceSet) -> Iterator[torch.Tensor]:
         for start in range(0, len(sequences), BLOCK_ROWS):
@@ -323,7 +330,7 @@ class EmbeddingModel:
         saved = get_modality(config["modality"])
         if modality is not None and saved.reads != modality:
             raise InputError(
-                f"{directory} holds a {saved.name} model, but {modality} input was given"
+                f"{directory} holds a model for {saved.name} data, but {modality} input was given"
             )
         recipe = RECIPES[saved.name].from_dict(config["input"])
         hidden = config.get("encoder_hidden", LEGACY_ENCODER_HIDDEN[saved.name])

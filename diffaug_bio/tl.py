@@ -31,11 +31,24 @@ from .io.expression import (
     get_matrix,
     sample_rows,
 )
-from .io.files import check_writable
+from .io.files import check_output
 from .io.genomic_benchmarks import load_dna_dataset
-from .io.h5ad import BackedMatrix, read_h5ad, write_embedding_beside, write_h5ad_atomic
+from .io.h5ad import (
+    H5AD_SUFFIXES,
+    BackedMatrix,
+    read_h5ad,
+    write_embedding_beside,
+    write_h5ad_atomic,
+)
 from .io.kmers import DEFAULT_K, KmerEncoding
-from .io.sequences import SequenceEncoding, SequenceSet, one_hot_decode, read_sequence_file
+from .io.sequences import (
+    FASTA_SUFFIXES,
+    SequenceEncoding,
+    SequenceSet,
+    one_hot_decode,
+    read_sequence_file,
+    write_fasta,
+)
 from .io.tables import read_feature_table, table_separator
 from .methods import DEFAULT_METHOD, build_method, get_method
 from .modality import DNA, DNA_KMERS
@@ -64,11 +77,20 @@ def _record_params(adata: ad.AnnData, model: EmbeddingModel, **extra: object) ->
     adata.uns["diffaug"] = {"params": _params(model, **extra)}
 
 
-def _expression_params(model: EmbeddingModel, key_added: str, train_cells: int | None) -> dict:
+def _expression_params(
+    model: EmbeddingModel, layer: str | None, key_added: str, train_cells: int | None
+) -> dict:
     recipe = model.recipe
-    return {"layer": recipe.layer, "key_added": key_added, "n_genes": len(recipe.genes),
+    return {"layer": layer, "key_added": key_added, "n_genes": len(recipe.genes),
             "counts_normalised": recipe.normalise, "normalisation": recipe.normalisation,
             "train_cells": train_cells}  # fmt: skip
+
+
+def check_key(key_added: str) -> None:
+    """Refuse an obsm key that would damage the written file: h5py reads "" as the obsm
+    group itself and "/" as a path separator."""
+    if not key_added or "/" in key_added:
+        raise InputError(f"the obsm key must be a non-empty name without '/', got {key_added!r}")
 
 
 def _load(model: EmbeddingModel | str | os.PathLike, modality: str) -> EmbeddingModel:
@@ -110,22 +132,27 @@ def embed(
     ``train_cells``: train on a random sample of this many cells (None: all), embed all.
     ``batch_size``: cells per training step (None: 256).
     ``align_genes`` (with ``model``): genes of the model missing from ``adata`` get their
-    training mean, with a warning naming them, instead of an error.
+    training mean, with a warning naming them, instead of an error. With ``model``,
+    ``layer`` names where ``adata`` keeps what the model was trained on (None: where the
+    training data kept it).
     ``checkpoints``: save training periodically / resume an interrupted run
     (``Checkpoints("run.ckpt", resume=True)``); the same seed then gives the same result.
     ``method_options`` go to the method, e.g. ``loss="tkernel"`` or ``rounds=3`` for diffaug.
     """
+    check_key(key_added)
     if model is not None:
         model = _load(model, "expression")
+        layer, train_cells = model.recipe.layer if layer is None else layer, None
     else:
+        train_cells = min(train_cells, adata.n_obs) if train_cells else None
         model = _train_expression(
             get_matrix(adata, layer), adata.var_names, layer, n_top_genes=n_top_genes,
             normalisation=normalisation, train_cells=train_cells, method=method, epochs=epochs,
             batch_size=batch_size, dim=dim, seed=seed, device=device, checkpoints=checkpoints,
             **method_options,
         )  # fmt: skip
-    adata.obsm[key_added] = model.embed(adata, device, align_genes)
-    _record_params(adata, model, **_expression_params(model, key_added, train_cells))
+    adata.obsm[key_added] = model.embed(adata, device, align_genes, layer)
+    _record_params(adata, model, **_expression_params(model, layer, key_added, train_cells))
     return model
 
 
@@ -204,9 +231,10 @@ def embed_file(
     ``train_cells`` cells (default 20,000) read block by block, every cell is embedded a
     block at a time, and ``obsm`` / ``uns`` are written into a copy of the file, so memory
     stays flat as the number of cells grows. ``options`` go to :func:`embed`."""
+    check_key(key_added)
     destination = Path(output) if output is not None else default_output(path)
     fitted = _load(model, "expression") if model is not None else None
-    check_writable(destination)
+    check_output(destination, "an .h5ad file", H5AD_SUFFIXES)  # an .h5ad may be its own output
     with naming(path):
         if backed:
             return _embed_backed(path, destination, layer, key_added, train_cells, fitted,
@@ -238,16 +266,18 @@ def _embed_backed(
     """:func:`embed_file` with ``backed=True``: the matrix is read a block at a time."""
     if table_separator(path) is not None:
         raise InputError(f"{path}: --backed reads .h5ad files; a table is read whole")
-    train_cells = None if fitted else train_cells or DEFAULT_BACKED_TRAIN_CELLS
-    with BackedMatrix(path, fitted.recipe.layer if fitted else layer) as matrix:
+    if fitted is not None:  # nothing is trained; read where the training data kept it
+        layer, train_cells = fitted.recipe.layer if layer is None else layer, None
+    with BackedMatrix(path, layer) as matrix:
         logger.info("opened %s backed: %d cells × %d genes", path, *matrix.shape)
         if fitted is None:
+            train_cells = min(train_cells or DEFAULT_BACKED_TRAIN_CELLS, matrix.shape[0])
             fitted = _train_expression(matrix, matrix.var_names, layer, train_cells=train_cells,
                                        device=device, **options)  # fmt: skip
         if not distributed.is_main():  # the other ranks only helped to train
             return fitted
         embedding = fitted.embed(matrix, device, align_genes)
-    params = _params(fitted, **_expression_params(fitted, key_added, train_cells))
+    params = _params(fitted, **_expression_params(fitted, layer, key_added, train_cells))
     write_embedding_beside(path, destination, key_added, embedding, params)
     return fitted
 
@@ -420,6 +450,7 @@ def embed_dna(
     with naming(None if isinstance(sequences, SequenceSet) else sequences):
         if not isinstance(sequences, SequenceSet):
             sequences = read_sequence_file(sequences)
+        _warn_cropped(model, sequences)
         adata = sequences_adata(sequences, model.embed(sequences, device))
     _record_params(adata, model, **_dna_input_params(model))
     return adata
@@ -444,9 +475,10 @@ def augment(
     source = data if isinstance(data, str | os.PathLike) else None
     with naming(source):
         if isinstance(data, str | os.PathLike):
-            path = Path(data)
-            data = read_h5ad(path) if path.suffix == ".h5ad" else read_sequence_file(path)
+            data = read_h5ad(data) if _holds_cells(data) else read_sequence_file(data)
     model = _load(model, "expression" if isinstance(data, ad.AnnData) else "dna")
+    if isinstance(data, SequenceSet):
+        _warn_cropped(model, data)
     with naming(source):
         generated = model.augment(data, n, seed, device).numpy()
     copies = np.repeat(np.arange(n), len(data) if isinstance(data, SequenceSet) else data.n_obs)
@@ -462,3 +494,36 @@ def augment(
     augmented = ad.AnnData(values.astype(np.float32), obs=obs, var=pd.DataFrame(index=recipe.genes))
     _record_params(augmented, model, normalisation=recipe.normalisation)
     return augmented
+
+
+def _warn_cropped(model: EmbeddingModel, sequences: SequenceSet) -> None:
+    """One-hot models see a fixed window; say when new sequences are cut to it."""
+    if isinstance(model.recipe, SequenceEncoding):
+        model.recipe.warn_cropped(sequences)
+
+
+def _holds_cells(path: str | os.PathLike) -> bool:
+    """Whether :func:`augment` reads ``path`` as cells (an .h5ad) or as sequences."""
+    return Path(path).name.lower().endswith(H5AD_SUFFIXES)
+
+
+def augment_file(
+    path: str | os.PathLike,
+    output: str | os.PathLike,
+    model: EmbeddingModel | str | os.PathLike,
+    n: int = 1,
+    seed: int = 0,
+    device: str = "auto",
+) -> int:
+    """:func:`augment` from a file to ``output``, an .h5ad for cells or FASTA for sequences,
+    written atomically; returns the number of generated positives."""
+    if _holds_cells(path):
+        check_output(output, "an .h5ad file", H5AD_SUFFIXES, source=path)
+    else:
+        check_output(output, "FASTA", FASTA_SUFFIXES, source=path)
+    generated = augment(path, model, n, seed, device)
+    if isinstance(generated, SequenceSet):
+        write_fasta(generated, output)
+    else:
+        write_h5ad_atomic(generated, output)
+    return len(generated)

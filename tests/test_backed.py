@@ -110,3 +110,58 @@ def test_backed_reader_reports_unknown_layer_and_shape(bladder_path):
         assert sparse.issparse(matrix[0:10]) and matrix[0:10].shape == (10, 3000)
     with pytest.raises(dab.InputError, match="unknown layer 'counts'"):
         BackedMatrix(bladder_path, "counts")
+
+
+@pytest.mark.parametrize("backed", [False, True])
+def test_in_place_through_a_symbolic_link_updates_the_file_it_points_to(
+    bladder_path, tmp_path, backed
+):
+    """Data managed by DVC / DataLad / git-annex are links: the link must survive, and the
+    file behind it must get the embedding."""
+    target = shutil.copy(bladder_path, tmp_path / "target.h5ad")
+    link = tmp_path / "link.h5ad"
+    link.symlink_to(target)
+    result = run("embed", link, "--method", "simclr", "--epochs", "1", "--dim", "4",
+                 *(["--backed"] if backed else []))  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert link.is_symlink() and link.resolve() == target.resolve()
+    assert ad.read_h5ad(target).obsm["X_diffaug"].shape == (233, 4)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["link.h5ad", "target.h5ad"]
+
+
+@pytest.mark.parametrize("backed", [False, True])
+def test_params_record_the_cells_trained_on_not_a_larger_request(bladder_path, tmp_path, backed):
+    """233 cells: the backed default of 20,000, or any larger request, trains on all 233."""
+    out = tmp_path / "out.h5ad"
+    extra = ["--backed"] if backed else ["--train-cells", "5000"]
+    result = run("embed", bladder_path, "--method", "simclr", "--epochs", "1", "--dim", "4",
+                 "-o", out, *extra)  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert ad.read_h5ad(out).uns["diffaug"]["params"]["train_cells"] == 233
+
+
+@pytest.mark.parametrize("backed", [False, True])
+def test_a_saved_model_reads_counts_from_the_layer_named_for_new_data(bladder, tmp_path, backed):
+    """A model trained on counts in X applied to a file that keeps its counts in a layer
+    (scverse's habit): --layer names it, and the embedding is the one of the same counts."""
+    trained = tmp_path / "trained.h5ad"
+    bladder.write_h5ad(trained)
+    result = run("embed", trained, "--method", "simclr", "--epochs", "1", "--dim", "4",
+                 "--save-model", tmp_path / "m")  # fmt: skip
+    assert result.exit_code == 0, result.output
+    reference = ad.read_h5ad(trained).obsm["X_diffaug"]
+    moved = bladder.copy()
+    moved.layers["counts"] = moved.X.copy()
+    moved.X = sparse.csr_matrix(np.log1p(moved.X.toarray()))
+    path = tmp_path / "moved.h5ad"
+    moved.write_h5ad(path)
+    mode = ["--backed"] if backed else []
+    refused = run("-q", "embed", path, "--model", tmp_path / "m", *mode)
+    assert refused.exit_code == 2
+    assert "the model was trained on raw counts (X), and X does not hold counts" in refused.output
+    assert "--layer" in refused.output
+    result = run("embed", path, "--model", tmp_path / "m", "--layer", "counts", *mode)
+    assert result.exit_code == 0, result.output
+    written = ad.read_h5ad(path)
+    np.testing.assert_allclose(written.obsm["X_diffaug"], reference, atol=1e-5)
+    assert written.uns["diffaug"]["params"]["layer"] == "counts"

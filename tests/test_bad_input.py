@@ -56,6 +56,19 @@ def make_inputs(tmp: Path, bladder_path: Path, nontata_dir: Path) -> dict[str, P
     files["all_zero"] = cells_file(tmp / "all_zero.h5ad", np.zeros((40, 30)))
     files["log_values"] = cells_file(tmp / "log_values.h5ad", np.log1p(counts()))
     files["one_cell"] = cells_file(tmp / "one_cell.h5ad", counts(1))
+    files["constant"] = cells_file(tmp / "constant.h5ad", np.full((40, 30), 1.5))
+    repeated = ad.read_h5ad(cells_file(tmp / "repeated_genes.h5ad", counts()))
+    repeated.var_names = ["g0", "g0", *repeated.var_names[2:]]
+    repeated.write_h5ad(tmp / "repeated_genes.h5ad")
+    files["repeated_genes"] = tmp / "repeated_genes.h5ad"
+    (tmp / "cells.csv").write_text("a,b\n1,2\n3,4\n5,7\n")
+    files["table"] = tmp / "cells.csv"
+    (tmp / "bad.pt").write_text("hello\n")
+    files["not_a_tensor"] = tmp / "bad.pt"
+    (tmp / "empty_label.csv").write_text("seq,label\nACGTACGTAA,0\nACGTTTGCAA,\nACGGGTACCA,1\n")
+    files["empty_label"] = tmp / "empty_label.csv"
+    (tmp / "commented.fa").write_text("; a comment\n>s1\nACGTACGT\n")
+    files["commented"] = tmp / "commented.fa"
     (tmp / "empty.fa").write_text("")
     files["empty_fasta"] = tmp / "empty.fa"
     (tmp / "not_iupac.fa").write_text(">s1\nACGTACGT\n>s2\nACGTXACGT\n")
@@ -151,11 +164,11 @@ CASES = {
     ),
     "k-mer model for cells": (
         ["embed", "{bladder}", "--model", "{kmer_model}", "-o", "{tmp}/o.h5ad"],
-        "holds a dna-kmer model, but expression input",
+        "holds a model for dna-kmer data, but expression input",
     ),
     "model of the other modality": (
         ["embed-dna", "{promoters}", "--model", "{cells_model}", "-o", "{tmp}/o.h5ad"],
-        "holds a expression model, but dna input",
+        "holds a model for expression data, but dna input",
     ),
     "model with other genes": (
         ["embed", "{bladder}", "--model", "{cells_model}", "-o", "{tmp}/o.h5ad"],
@@ -173,6 +186,71 @@ CASES = {
     "temperature for a loss without one": (
         ["embed", "{bladder}", "--method", "du", "--temperature", "0.3"],
         "--temperature applies to --loss infonce, not du",
+    ),
+    "empty obsm key (in place)": (
+        ["embed", "{bladder}", "--key-added", ""],
+        "the obsm key must be a non-empty name without '/', got ''",
+    ),
+    "obsm key with a slash (backed)": (
+        ["embed", "{bladder}", "--backed", "--key-added", "a/b", "-o", "{tmp}/o.h5ad"],
+        "got 'a/b'",
+    ),
+    "table written over itself": (
+        ["embed", "{table}", "-o", "{table}"],
+        "cells.csv: the output is written as an .h5ad file; its name must end in .h5ad",
+    ),
+    "embed-dna output named as FASTA": (
+        ["embed-dna", "{promoters}", "--model", "{kmer_model}", "-o", "{tmp}/o.fa"],
+        "o.fa: the output is written as an .h5ad file",
+    ),
+    "augment over its own input": (
+        ["augment", "{promoters}", "--model", "{kmer_model}", "-o", "{promoters}"],
+        "promoters_small.fa: is the input file; write the output to another file",
+    ),
+    "augmented cells named as FASTA": (
+        ["augment", "{bladder}", "--model", "{cells_model}", "-o", "{tmp}/a.fa"],
+        "a.fa: the output is written as an .h5ad file",
+    ),
+    "augmented sequences named as .h5ad": (
+        ["augment", "{promoters}", "--model", "{kmer_model}", "-o", "{tmp}/a.h5ad"],
+        "a.h5ad: the output is written as FASTA; its name must end in .fa, .fasta",
+    ),
+    "repeated gene names": (
+        ["embed", "{repeated_genes}", "-o", "{tmp}/o.h5ad"],
+        "repeated_genes.h5ad: 1 gene names occur more than once (g0)",
+    ),
+    "repeated gene names with a model": (
+        ["embed", "{repeated_genes}", "--model", "{cells_model}", "-o", "{tmp}/o.h5ad"],
+        "1 gene names occur more than once (g0)",
+    ),
+    "no variation between cells": (
+        ["embed", "{constant}"],
+        "constant.h5ad: all 40 cells are the same in the 30 genes used",
+    ),
+    "not a tensor": (
+        ["embed-dna", "{not_a_tensor}", "--model", "{kmer_model}", "-o", "{tmp}/o.h5ad"],
+        "bad.pt: cannot be read as tensor",
+    ),
+    "empty label": (
+        ["train-dna", "{empty_label}", "-o", "{tmp}/run"],
+        "empty_label.csv: 1 sequences have an empty label (first: seq1)",
+    ),
+    "FASTA with a comment before the first record": (
+        ["train-dna", "{commented}", "-o", "{tmp}/run"],
+        "commented.fa: cannot be read as fasta (This FASTA file contains comments at the "
+        "beginning of the file, which are not allowed by the 'fasta' parser.)",
+    ),
+    "a mistyped sequence file": (
+        ["train-dna", "{tmp}/sequences.fa", "-o", "{tmp}/run"],
+        "sequences.fa: no such file or folder",
+    ),
+    "training options with a saved model": (
+        ["embed", "{bladder}", "--model", "{cells_model}", "--epochs", "5", "--dim", "3"],
+        "--model applies a saved model without training: --epochs, --dim apply only to training",
+    ),
+    "resume with a saved model": (
+        ["embed", "{bladder}", "--model", "{cells_model}", "--resume", "-o", "{tmp}/o.h5ad"],
+        "--resume applies only to training",
     ),
     "unwritable output": (
         ["embed", "{bladder}", "-o", "{bladder}/inside.h5ad"],

@@ -78,7 +78,7 @@ def test_kmer_model_embeds_sequences_only_and_round_trips(nontata_dir, tmp_path,
     np.testing.assert_allclose(
         loaded.embed(sequences), result.adata.obsm[tl.DEFAULT_KEY], atol=1e-5
     )
-    with pytest.raises(InputError, match="holds a dna-kmer model, but expression input"):
+    with pytest.raises(InputError, match="holds a model for dna-kmer data, but expression input"):
         EmbeddingModel.load(tmp_path / "model", "expression")
     with pytest.raises(InputError, match="encoder cnn or transformer"):
         tl.augment(sequences, tl.train_dna(str(nontata_dir), encoder="kmer", k=3, epochs=2,

@@ -115,7 +115,7 @@ def test_encoder_widths_are_saved_and_older_models_load_with_theirs(pbmc, tmp_pa
 
 def test_loading_a_model_of_the_other_modality_is_refused(pbmc, nontata_dir, tmp_path):
     dab.tl.embed(pbmc, epochs=1).save(tmp_path / "cells")
-    with pytest.raises(InputError, match="holds a expression model, but dna input"):
+    with pytest.raises(InputError, match="holds a model for expression data, but dna input"):
         dab.tl.embed_dna(nontata_dir.parent / "promoters_small.fa", tmp_path / "cells")
     with pytest.raises(InputError, match="not a diffaug-bio model"):
         dab.EmbeddingModel.load(tmp_path)

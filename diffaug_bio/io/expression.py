@@ -124,6 +124,16 @@ def check_values(matrix: np.ndarray | sparse.spmatrix, what: str) -> None:
         )
 
 
+def check_unique_genes(var_names: pd.Index) -> None:
+    """Refuse repeated gene names: a model finds its genes by name."""
+    repeated = var_names[var_names.duplicated()].unique()
+    if len(repeated):
+        raise InputError(
+            f"{len(repeated)} gene names occur more than once ({shown(list(repeated))}); make "
+            "them unique first (adata.var_names_make_unique() in Python)"
+        )
+
+
 def looks_like_counts(matrix: np.ndarray | sparse.spmatrix) -> bool:
     """True when every stored value is a non-negative integer."""
     values = _values(matrix)
@@ -234,6 +244,7 @@ class ExpressionPreprocessing:
         if n_top_genes < 1:
             raise InputError(f"n_top_genes must be at least 1, not {n_top_genes}")
         check_normalisation(normalisation)
+        check_unique_genes(var_names)
         source = source or (f"layer {layer!r}" if layer else "X")
         check_values(matrix, source)
         if not looks_like_counts(matrix):
@@ -303,6 +314,11 @@ class ExpressionPreprocessing:
         """Learn each gene's mean and sd from ``dense``; return it standardised."""
         self.mean = dense.mean(axis=0)
         self.std = dense.std(axis=0)
+        if len(dense) > 1 and not self.std.any():
+            raise InputError(
+                f"all {len(dense)} cells are the same in the {len(self.genes)} genes used; "
+                "there is nothing to embed"
+            )
         self.std[self.std == 0] = 1.0
         return self._standardise(dense)
 
@@ -318,12 +334,18 @@ class ExpressionPreprocessing:
     def transform(self, adata: ad.AnnData) -> np.ndarray:
         """Apply the saved recipe to new data; its genes must include the recipe's genes."""
         matrix = get_matrix(adata, self.layer)
-        return self.transform_rows(matrix, self.gene_index(adata.var_names))
+        return self.transform_rows(matrix, self.gene_index(adata.var_names), self._source)
+
+    @property
+    def _source(self) -> str:
+        """The matrix the recipe reads, as messages name it."""
+        return f"layer {self.layer!r}" if self.layer else "X"
 
     def gene_index(self, var_names: pd.Index, align: bool = False) -> np.ndarray:
         """Positions of the recipe's genes in ``var_names``. A missing gene is a clear error,
         or, with ``align``, a warning naming it and position −1: :meth:`transform_rows` then
         gives it its training mean (0 after standardising), the least informative value."""
+        check_unique_genes(var_names)
         index = var_names.get_indexer(self.genes)
         missing = [gene for gene, position in zip(self.genes, index) if position < 0]
         if missing:
@@ -338,12 +360,19 @@ class ExpressionPreprocessing:
             logger.warning("%s, set to their training mean: %s", lacks, shown(missing))
         return index
 
-    def transform_rows(self, matrix: np.ndarray | sparse.spmatrix, index: np.ndarray) -> np.ndarray:
+    def transform_rows(
+        self, matrix: np.ndarray | sparse.spmatrix, index: np.ndarray, source: str | None = None
+    ) -> np.ndarray:
         """The recipe on a block of rows (all cells, or one chunk of a large file);
-        ``index`` is :meth:`gene_index` of the block's columns (−1: gene absent)."""
-        check_finite(matrix, f"layer {self.layer!r}" if self.layer else "X")
+        ``index`` is :meth:`gene_index` of the block's columns (−1: gene absent); ``source``
+        names the matrix in messages (default: the layer the recipe was fitted on)."""
+        source = source or self._source
+        check_finite(matrix, source)
         if self.normalise and not looks_like_counts(matrix):
-            raise InputError("the model was trained on raw counts, but these values are not")
+            raise InputError(
+                f"the model was trained on raw counts ({self._source}), and {source} does not "
+                "hold counts; name the layer that does with --layer"
+            )
         if self.normalisation == "log1p":
             matrix = _log_normalise(matrix)
         present = index >= 0

@@ -8,7 +8,7 @@ import contextlib
 import glob
 import os
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from .._errors import InputError
@@ -39,6 +39,24 @@ def check_writable(path: str | os.PathLike) -> Path:
     return path
 
 
+def check_output(
+    path: str | os.PathLike,
+    kind: str,
+    suffixes: Sequence[str],
+    source: str | os.PathLike | None = None,
+) -> Path:
+    """:func:`check_writable`, and two mistakes caught before any work: an output whose name
+    promises another format than the ``kind`` written (``suffixes``: the names that fit it),
+    and an output that is the input ``source`` itself, which writing would destroy."""
+    path = check_writable(path)
+    if not path.name.lower().endswith(tuple(suffixes)):
+        endings = ", ".join(suffixes)
+        raise InputError(f"{path}: the output is written as {kind}; its name must end in {endings}")
+    if source is not None and path.exists() and os.path.samefile(path, source):
+        raise InputError(f"{path}: is the input file; write the output to another file")
+    return path
+
+
 def check_output_folder(folder: str | os.PathLike) -> Path:
     """Fail early if ``folder`` (created with its parents if missing) cannot be written."""
     folder = Path(folder)
@@ -60,6 +78,9 @@ def atomic_replacement(path: str | os.PathLike) -> Iterator[str]:
     half-written file; the temporary file is removed on failure, and one left by a killed
     process (its name carries the process id) is removed by the next write to ``path``.
     """
+    path = Path(path)
+    if path.is_symlink():  # replace the file the link points to, and keep the link
+        path = path.resolve()
     path = check_writable(path)
     _remove_orphans(path)
     descriptor, temporary = tempfile.mkstemp(

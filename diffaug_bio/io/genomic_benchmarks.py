@@ -11,7 +11,7 @@ import os
 import socket
 from pathlib import Path
 
-from .._errors import InputError
+from .._errors import InputError, reason
 from .sequences import SequenceSet, read_sequence_file
 
 logger = logging.getLogger("diffaug_bio")
@@ -64,6 +64,8 @@ def load_dna_dataset(dataset: str, gb_root: str | os.PathLike | None = None) -> 
     path = Path(dataset).expanduser()
     if path.exists():
         return read_benchmark_folder(path) if path.is_dir() else read_sequence_file(path)
+    if path.suffix or len(path.parts) > 1:  # a path, not a name: names have neither
+        raise InputError(f"{dataset}: no such file or folder")
     roots = [Path(gb_root).expanduser()] if gb_root is not None else []
     roots.append(DEFAULT_CACHE)
     if gb_root is not None and not roots[0].is_dir():
@@ -101,7 +103,6 @@ def _download(name: str, searched: list[Path]) -> Path:
     try:
         return Path(download_dataset(name, dest_path=DEFAULT_CACHE))
     except Exception as error:  # network failures surface as many exception types
-        reason = str(error).splitlines()[0] if str(error) else type(error).__name__
-        raise InputError(f"could not download dataset {name!r} ({reason}); {how}") from error
+        raise InputError(f"could not download dataset {name!r} ({reason(error)}); {how}") from error
     finally:
         socket.setdefaulttimeout(previous_timeout)

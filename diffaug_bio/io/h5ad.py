@@ -11,8 +11,10 @@ import numpy as np
 import pandas as pd
 from scipy import sparse
 
-from .._errors import InputError
+from .._errors import InputError, reason
 from .files import atomic_replacement, check_readable
+
+H5AD_SUFFIXES = (".h5ad",)
 
 
 def read_h5ad(path: str | os.PathLike, backed: bool = False) -> ad.AnnData:
@@ -23,8 +25,7 @@ def read_h5ad(path: str | os.PathLike, backed: bool = False) -> ad.AnnData:
     try:
         adata = ad.read_h5ad(path, backed="r" if backed else None)
     except Exception as error:  # h5py/anndata raise many types for damaged files
-        reason = str(error).splitlines()[0] if str(error) else type(error).__name__
-        raise InputError(f"{path}: cannot be read as AnnData ({reason})") from error
+        raise InputError(f"{path}: cannot be read as AnnData ({reason(error)})") from error
     if adata.n_obs == 0 or adata.n_vars == 0:
         raise InputError(f"{path}: empty AnnData ({adata.n_obs} cells × {adata.n_vars} genes)")
     return adata
@@ -47,8 +48,7 @@ class BackedMatrix:
             self._file = h5py.File(path, "r")
             self.var_names = pd.Index(ad.io.read_elem(self._file["var"]).index.astype(str))
         except Exception as error:
-            reason = str(error).splitlines()[0] if str(error) else type(error).__name__
-            raise InputError(f"{path}: cannot be read as AnnData ({reason})") from error
+            raise InputError(f"{path}: cannot be read as AnnData ({reason(error)})") from error
         element = self._element(layer)
         encoding = element.attrs.get("encoding-type", "array")
         if encoding == "csc_matrix":

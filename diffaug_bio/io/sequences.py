@@ -25,12 +25,13 @@ import pandas as pd
 import torch
 from Bio import SeqIO
 
-from .._errors import InputError
+from .._errors import InputError, reason
 from .files import atomic_replacement, check_readable
 
 logger = logging.getLogger("diffaug_bio")
 
 ALPHABET = "ACGT"
+FASTA_SUFFIXES = (".fa", ".fasta", ".fna", ".fas", ".ffn", ".seq")
 IUPAC = {
     "A": "A", "C": "C", "G": "G", "T": "T", "U": "T",
     "R": "AG", "Y": "CT", "S": "CG", "W": "AT", "K": "GT", "M": "AC",
@@ -141,7 +142,7 @@ def _open_text(path: Path):
 def _kind(path: Path) -> str:
     suffixes = [s.lower() for s in path.suffixes if s.lower() != ".gz"]
     last = suffixes[-1] if suffixes else ""
-    if last in {".fa", ".fasta", ".fna", ".fas", ".ffn", ".seq"}:
+    if last in FASTA_SUFFIXES:
         return "fasta"
     if last in {".fq", ".fastq"}:
         return "fastq"
@@ -170,8 +171,7 @@ def read_sequence_file(path: str | os.PathLike) -> SequenceSet:
     except InputError:
         raise
     except (OSError, ValueError, UnicodeDecodeError, EOFError, RuntimeError) as error:
-        reason = str(error).splitlines()[0] if str(error) else type(error).__name__
-        raise InputError(f"{path}: cannot be read as {kind} ({reason})") from error
+        raise InputError(f"{path}: cannot be read as {kind} ({reason(error)})") from error
     if len(result) == 0:
         raise InputError(f"{path}: holds no sequences")
     empty = [name for name, sequence in zip(result.ids, result.sequences) if not sequence]
@@ -192,7 +192,13 @@ def _read_table(path: Path) -> SequenceSet:
     if "seq" not in table.columns:
         raise InputError(f"{path}: no 'seq' column (columns: {', '.join(map(str, table.columns))})")
     ids = table["id"].tolist() if "id" in table.columns else [f"seq{i}" for i in range(len(table))]
-    labels = table["label"].tolist() if "label" in table.columns else None
+    labels = table["label"].str.strip().tolist() if "label" in table.columns else None
+    if labels is not None and "" in labels:
+        first = ids[labels.index("")]
+        raise InputError(
+            f"{path}: {labels.count('')} sequences have an empty label (first: {first}); label "
+            "every sequence, or drop the label column to train without labels"
+        )
     splits = None
     if "split" in table.columns:
         splits = table["split"].str.lower().tolist()
@@ -206,7 +212,10 @@ def _read_tensor(path: Path) -> SequenceSet:
     if path.suffix.lower() == ".npy":
         array = np.load(path, allow_pickle=False)
     else:
-        array = torch.load(path, map_location="cpu", weights_only=True)
+        try:
+            array = torch.load(path, map_location="cpu", weights_only=True)
+        except Exception as error:  # torch.load raises many types for what is not a tensor
+            raise InputError(f"{path}: cannot be read as tensor ({reason(error)})") from error
         array = array.numpy() if isinstance(array, torch.Tensor) else np.asarray(array)
     if array.ndim != 3 or array.shape[1] != 4:
         raise InputError(f"{path}: a one-hot tensor must have shape (N, 4, L), got {array.shape}")
@@ -227,15 +236,18 @@ class SequenceEncoding:
     @classmethod
     def fit(cls, sequences: SequenceSet, max_len: int | None = None) -> SequenceEncoding:
         """``max_len`` defaults to the longest sequence; longer ones are centre-cropped."""
-        longest = max(len(s) for s in sequences.sequences)
-        if max_len is None:
-            max_len = longest
-        elif longest > max_len:
-            cropped = sum(len(s) > max_len for s in sequences.sequences)
-            logger.info(
-                "%d sequences longer than --max-len %d are centre-cropped", cropped, max_len
-            )
-        return cls(max_len=max_len)
+        encoding = cls(max_len=max_len or max(len(s) for s in sequences.sequences))
+        encoding.warn_cropped(sequences)
+        return encoding
+
+    def warn_cropped(self, sequences: SequenceSet) -> None:
+        """Say how many ``sequences`` lose their flanks to the window, if any do."""
+        cropped = sum(len(s) > self.max_len for s in sequences.sequences)
+        if cropped:
+            logger.warning(
+                "%d sequences longer than the %d-base window are centre-cropped",
+                cropped, self.max_len,
+            )  # fmt: skip
 
     def transform(self, sequences: SequenceSet) -> np.ndarray:
         return one_hot_encode(sequences.sequences, self.max_len, sequences.ids)

@@ -12,7 +12,7 @@ import anndata as ad
 import numpy as np
 import pandas as pd
 
-from .._errors import InputError, shown
+from .._errors import InputError, reason, shown
 from .files import check_readable
 
 TABLE_SUFFIXES = {".csv": ",", ".tsv": "\t", ".tab": "\t"}
@@ -42,8 +42,7 @@ def read_feature_table(
     try:
         table = pd.read_csv(path, sep=separator)
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as error:
-        reason = str(error).splitlines()[0] if str(error) else type(error).__name__
-        raise InputError(f"{path}: cannot be read as a table ({reason})") from error
+        raise InputError(f"{path}: cannot be read as a table ({reason(error)})") from error
     named = [*obs_columns, *([index_column] if index_column else [])]
     unknown = [column for column in named if column not in table.columns]
     if unknown:
