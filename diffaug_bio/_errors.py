@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import operator
 import os
 import re
 from collections.abc import Iterator, Sequence
@@ -38,3 +39,16 @@ def reason(error: BaseException) -> str:
     lines mid-sentence; nor the whole: its advice names Python calls, not options."""
     text = " ".join(str(error).split())
     return re.split(r"(?<=\.) ", text, maxsplit=1)[0] or type(error).__name__
+
+
+def whole_number(name: str, value: object, minimum: int, maximum: int | None = None) -> int:
+    """``value`` as a Python int (NumPy integers too, so a parameter grid can be looped
+    over), or an InputError naming ``name``; floats, strings and None are refused."""
+    try:
+        number = operator.index(value)
+    except TypeError:
+        raise InputError(f"{name} must be a whole number, got {value!r}") from None
+    if number < minimum or (maximum is not None and number > maximum):
+        bound = f"between {minimum} and {maximum}" if maximum is not None else f"at least {minimum}"
+        raise InputError(f"{name} must be {bound}, got {number}")
+    return number

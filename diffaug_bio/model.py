@@ -10,6 +10,8 @@ from __future__ import annotations
 import json
 import logging
 import os
+import shutil
+import tempfile
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
@@ -18,7 +20,7 @@ import numpy as np
 import torch
 
 from . import __version__, distributed
-from ._errors import InputError
+from ._errors import InputError, whole_number
 from ._utils import progress, resolve_device, seed_everything
 from .checkpoint import Checkpoints, data_digest
 from .diffusion import ConditionalDiffusion
@@ -65,7 +67,7 @@ class EmbeddingModel:
         self.modality: Modality = get_modality(modality)
         self.recipe = recipe
         self.encoder_kind = encoder or self.modality.default_encoder
-        self.dim = dim or self.modality.default_dim
+        self.dim = self.modality.default_dim if dim is None else whole_number("--dim", dim, 2)
         hidden = self.modality.encoder_hidden if encoder_hidden is None else encoder_hidden
         self.encoder_hidden = tuple(hidden)
         # sequence encoders take one-hot windows of any length: no fixed feature count
@@ -114,12 +116,12 @@ class EmbeddingModel:
         data = torch.as_tensor(data, dtype=torch.float32)
         if len(data) < 2:
             raise InputError(f"contrastive training needs at least 2 items, got {len(data)}")
-        epochs = self.modality.default_epochs if epochs is None else epochs
-        if epochs < 1:
-            raise InputError(f"--epochs must be at least 1, got {epochs}")
+        epochs = whole_number(
+            "--epochs", self.modality.default_epochs if epochs is None else epochs, 1
+        )
         batch_size = self.modality.batch_size if batch_size is None else batch_size
-        if batch_size < 2:
-            raise InputError(f"--batch-size must be at least 2, got {batch_size}")
+        batch_size = whole_number("--batch-size", batch_size, 2)
+        seed = whole_number("--seed", seed, 0, 2**32 - 1)  # NumPy's range
         trainer_method = build_method(method, self.modality, **method_options)
         if distributed.requested() and not trainer_method.supports_distributed:
             raise InputError(
@@ -199,6 +201,12 @@ class EmbeddingModel:
         elif isinstance(data, SequenceSet):
             blocks, n_items = self._prepared_sequence_blocks(data), len(data)
         else:
+            data = torch.as_tensor(data, dtype=torch.float32)
+            if self.n_features and (data.dim() != 2 or data.shape[1] != self.n_features):
+                raise InputError(
+                    f"prepared input must be items × {self.n_features} features, got "
+                    f"{tuple(data.shape)}; give the AnnData itself to have it prepared"
+                )
             blocks, n_items = [data], len(data)
         embedding = np.empty((n_items, self.dim), dtype=np.float32)
         start = 0  # filled block by block: the output is held once, not twice
@@ -302,12 +310,23 @@ class EmbeddingModel:
         if self.encoder is None:
             raise InputError("the model is not trained yet: nothing to save")
         directory = Path(directory)
+        # the config first: a value JSON cannot hold must not leave a half-replaced model
+        config = json.dumps(self.config(), indent=1, default=_json_scalar)
         try:
             directory.mkdir(parents=True, exist_ok=True)
-            torch.save(self.encoder.state_dict(), directory / "encoder.pt")
-            if self.diffusion is not None:
-                torch.save(self.diffusion.state_dict(), directory / "diffusion.pt")
-            (directory / "config.json").write_text(json.dumps(self.config(), indent=1))
+            staging = Path(tempfile.mkdtemp(dir=directory, prefix=".saving.", suffix=".tmp"))
+            try:
+                torch.save(self.encoder.state_dict(), staging / "encoder.pt")
+                if self.diffusion is not None:
+                    torch.save(self.diffusion.state_dict(), staging / "diffusion.pt")
+                (staging / "config.json").write_text(config)  # renamed last, read first
+                for name in ("encoder.pt", "diffusion.pt", "config.json"):
+                    if (staging / name).exists():
+                        os.replace(staging / name, directory / name)
+                    else:  # a generator left by an earlier model saved here
+                        (directory / name).unlink(missing_ok=True)
+            finally:
+                shutil.rmtree(staging, ignore_errors=True)
         except OSError as error:
             raise InputError(f"{directory}: cannot write the model ({error.strerror})") from error
         return directory
@@ -346,3 +365,10 @@ class EmbeddingModel:
             model.diffusion.load_state_dict(state)
             model.diffusion.eval()
         return model
+
+
+def _json_scalar(value: object) -> object:
+    """NumPy scalars in a model's settings (a parameter grid's values) as Python numbers."""
+    if isinstance(value, np.generic):
+        return value.item()
+    raise TypeError(f"{type(value).__name__} cannot be saved in a model's config")

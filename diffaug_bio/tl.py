@@ -21,7 +21,7 @@ import pandas as pd
 from sklearn.model_selection import train_test_split
 
 from . import __version__, distributed
-from ._errors import InputError, naming
+from ._errors import InputError, naming, whole_number
 from .checkpoint import Checkpoints
 from .evaluate import linear_probe, majority_fraction
 from .io.expression import (
@@ -98,6 +98,11 @@ def _load(model: EmbeddingModel | str | os.PathLike, modality: str) -> Embedding
         if model.modality.reads != modality:
             raise InputError(f"a {model.modality.name} model cannot embed {modality} input")
         return model
+    if isinstance(model, DNATrainingResult):
+        return _load(model.model, modality)
+    if not isinstance(model, str | os.PathLike):
+        raise InputError(f"model: give an EmbeddingModel or a saved model's folder, not a "
+                         f"{type(model).__name__}")  # fmt: skip
     return EmbeddingModel.load(model, modality)
 
 
@@ -140,11 +145,20 @@ def embed(
     ``method_options`` go to the method, e.g. ``loss="tkernel"`` or ``rounds=3`` for diffaug.
     """
     check_key(key_added)
+    if adata.isbacked and model is None:
+        raise InputError(
+            "a backed AnnData is not loaded to train on: use tl.embed_file(path, backed=True), "
+            "which trains on a sample read block by block"
+        )
     if model is not None:
+        _refuse_training_options(method=method, epochs=epochs, batch_size=batch_size, dim=dim,
+                                 n_top_genes=n_top_genes, normalisation=normalisation,
+                                 train_cells=train_cells, **method_options)  # fmt: skip
         model = _load(model, "expression")
         layer, train_cells = model.recipe.layer if layer is None else layer, None
     else:
-        train_cells = min(train_cells, adata.n_obs) if train_cells else None
+        if train_cells is not None:
+            train_cells = min(whole_number("--train-cells", train_cells, 2), adata.n_obs)
         model = _train_expression(
             get_matrix(adata, layer), adata.var_names, layer, n_top_genes=n_top_genes,
             normalisation=normalisation, train_cells=train_cells, method=method, epochs=epochs,
@@ -154,6 +168,15 @@ def embed(
     adata.obsm[key_added] = model.embed(adata, device, align_genes, layer)
     _record_params(adata, model, **_expression_params(model, layer, key_added, train_cells))
     return model
+
+
+def _refuse_training_options(method: str, **options: object) -> None:
+    """Settings that only training reads, given with a saved model, which trains nothing."""
+    given = [name for name, value in options.items() if value is not None]
+    given += ["method"] if method != DEFAULT_METHOD else []
+    if given:
+        raise InputError(f"a saved model is applied without training: {', '.join(given)} "
+                         "apply only to training")  # fmt: skip
 
 
 def _train_expression(
@@ -174,13 +197,16 @@ def _train_expression(
 ) -> EmbeddingModel:
     """Fit the input recipe and the encoder on all cells, or on ``train_cells`` of them."""
     n_cells = matrix.shape[0]
+    if train_cells is not None:
+        train_cells = whole_number("--train-cells", train_cells, 2)
     n_train = min(train_cells or n_cells, n_cells)
     if n_train < n_cells or isinstance(matrix, BackedMatrix):  # read only the rows to train on
         _, matrix = sample_rows(matrix, n_train, seed)
     if n_train < n_cells:
         logger.info("training on a random sample of %d of the %d cells", n_train, n_cells)
     recipe, prepared = ExpressionPreprocessing.fit_rows(
-        matrix, var_names, layer, n_top_genes or get_method(method).n_top_genes,
+        matrix, var_names, layer,
+        get_method(method).n_top_genes if n_top_genes is None else n_top_genes,
         normalisation or DEFAULT_NORMALISATION, counts_required=normalisation is not None,
     )  # fmt: skip
     model = EmbeddingModel.for_expression(recipe, dim)
@@ -193,6 +219,8 @@ def read_cells(
     path: str | os.PathLike, obs_columns: Sequence[str] = (), index_column: str | None = None
 ) -> ad.AnnData:
     """An ``.h5ad`` file, or a CSV / TSV feature table (see :func:`io.read_feature_table`)."""
+    if isinstance(obs_columns, str):  # one column named
+        obs_columns = [obs_columns]
     if table_separator(path) is not None:
         return read_feature_table(path, obs_columns, index_column)
     if obs_columns or index_column:
@@ -271,7 +299,8 @@ def _embed_backed(
     with BackedMatrix(path, layer) as matrix:
         logger.info("opened %s backed: %d cells × %d genes", path, *matrix.shape)
         if fitted is None:
-            train_cells = min(train_cells or DEFAULT_BACKED_TRAIN_CELLS, matrix.shape[0])
+            train_cells = DEFAULT_BACKED_TRAIN_CELLS if train_cells is None else train_cells
+            train_cells = min(whole_number("--train-cells", train_cells, 2), matrix.shape[0])
             fitted = _train_expression(matrix, matrix.var_names, layer, train_cells=train_cells,
                                        device=device, **options)  # fmt: skip
         if not distributed.is_main():  # the other ranks only helped to train
@@ -425,7 +454,7 @@ def _dna_model(
 ) -> EmbeddingModel:
     """An untrained DNA model whose input recipe is fitted on ``sequences``."""
     if encoder == "kmer":
-        recipe, _ = KmerEncoding.fit(sequences, k or DEFAULT_K)
+        recipe, _ = KmerEncoding.fit(sequences, DEFAULT_K if k is None else k)
         logger.info("sequences read as counts of their %d %d-mers", recipe.n_features, recipe.k)
         return EmbeddingModel.for_kmers(recipe, dim)
     encoding = SequenceEncoding.fit(sequences, max_len)
@@ -447,9 +476,13 @@ def embed_dna(
 ) -> ad.AnnData:
     """Embed sequences (a file path or SequenceSet) with a saved DNA model."""
     model = _load(model, "dna")
+    if not isinstance(sequences, SequenceSet | str | os.PathLike):  # a list, a Series
+        sequences = SequenceSet.of(sequences)
     with naming(None if isinstance(sequences, SequenceSet) else sequences):
         if not isinstance(sequences, SequenceSet):
             sequences = read_sequence_file(sequences)
+        if not len(sequences):
+            raise InputError("no sequences to embed")
         _warn_cropped(model, sequences)
         adata = sequences_adata(sequences, model.embed(sequences, device))
     _record_params(adata, model, **_dna_input_params(model))
@@ -476,6 +509,8 @@ def augment(
     with naming(source):
         if isinstance(data, str | os.PathLike):
             data = read_h5ad(data) if _holds_cells(data) else read_sequence_file(data)
+    if isinstance(data, ad.AnnData) and data.isbacked:
+        data = data.to_memory()  # the positives are built in memory anyway
     model = _load(model, "expression" if isinstance(data, ad.AnnData) else "dna")
     if isinstance(data, SequenceSet):
         _warn_cropped(model, data)

@@ -38,7 +38,7 @@ def test_sparse_and_dense_input_give_the_same_matrix(bladder):
 def test_every_gene_is_kept_below_n_top_genes_and_a_count_below_one_is_refused(bladder):
     recipe, x = ExpressionPreprocessing.fit(bladder, n_top_genes=5000)  # fixture: 3,000 genes
     assert recipe.genes == list(bladder.var_names) and x.shape == bladder.shape
-    with pytest.raises(InputError, match="n_top_genes must be at least 1"):
+    with pytest.raises(InputError, match="--n-top-genes must be at least 1, got 0"):
         ExpressionPreprocessing.fit(bladder, n_top_genes=0)
 
 

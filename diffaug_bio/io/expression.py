@@ -29,7 +29,7 @@ import pandas as pd
 import scanpy as sc
 from scipy import sparse
 
-from .._errors import InputError, shown
+from .._errors import InputError, shown, whole_number
 
 logger = logging.getLogger("diffaug_bio")
 
@@ -112,6 +112,9 @@ def check_values(matrix: np.ndarray | sparse.spmatrix, what: str) -> None:
     """Refuse what no recipe can use: NaN / inf, a matrix that is zero everywhere, and
     negative values among integers (counts with an error in them: scaled or log data are
     not integers, so they pass)."""
+    if 0 in matrix.shape:
+        cells, genes = matrix.shape
+        raise InputError(f"{what} is empty ({cells} cells × {genes} genes)")
     check_finite(matrix, what)
     values = _values(matrix)
     if not values.any():
@@ -241,8 +244,7 @@ class ExpressionPreprocessing:
         raw counts are normalised; other input is used as it is, or refused with
         ``counts_required`` (the user asked for a normalisation). ``source`` names the
         matrix in messages (default: the layer, or X)."""
-        if n_top_genes < 1:
-            raise InputError(f"n_top_genes must be at least 1, not {n_top_genes}")
+        n_top_genes = whole_number("--n-top-genes", n_top_genes, 1)
         check_normalisation(normalisation)
         check_unique_genes(var_names)
         source = source or (f"layer {layer!r}" if layer else "X")
@@ -345,6 +347,7 @@ class ExpressionPreprocessing:
         """Positions of the recipe's genes in ``var_names``. A missing gene is a clear error,
         or, with ``align``, a warning naming it and position −1: :meth:`transform_rows` then
         gives it its training mean (0 after standardising), the least informative value."""
+        var_names = pd.Index(var_names.astype(str))  # the recipe keeps names as strings
         check_unique_genes(var_names)
         index = var_names.get_indexer(self.genes)
         missing = [gene for gene, position in zip(self.genes, index) if position < 0]

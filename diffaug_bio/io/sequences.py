@@ -25,7 +25,7 @@ import pandas as pd
 import torch
 from Bio import SeqIO
 
-from .._errors import InputError, reason
+from .._errors import InputError, reason, whole_number
 from .files import atomic_replacement, check_readable
 
 logger = logging.getLogger("diffaug_bio")
@@ -63,6 +63,21 @@ class SequenceSet:
     sequences: list[str]
     labels: list[str] | None = None
     splits: list[str] | None = None
+
+    def __post_init__(self) -> None:
+        for name in ("ids", "labels", "splits"):
+            values = getattr(self, name)
+            if values is not None and len(values) != len(self.sequences):
+                raise InputError(
+                    f"{len(self.sequences)} sequences but {len(values)} {name}: one each"
+                )
+
+    @classmethod
+    def of(cls, sequences: Sequence[str]) -> SequenceSet:
+        """Bare sequences (a list, a pandas Series), named seq0, seq1, … (a Series: its index)."""
+        if isinstance(sequences, pd.Series):
+            return cls([str(i) for i in sequences.index], [str(s) for s in sequences])
+        return cls([f"seq{i}" for i in range(len(sequences))], [str(s) for s in sequences])
 
     def __len__(self) -> int:
         return len(self.sequences)
@@ -236,7 +251,9 @@ class SequenceEncoding:
     @classmethod
     def fit(cls, sequences: SequenceSet, max_len: int | None = None) -> SequenceEncoding:
         """``max_len`` defaults to the longest sequence; longer ones are centre-cropped."""
-        encoding = cls(max_len=max_len or max(len(s) for s in sequences.sequences))
+        if max_len is None:
+            max_len = max(len(s) for s in sequences.sequences)
+        encoding = cls(max_len=whole_number("--max-len", max_len, 1))
         encoding.warn_cropped(sequences)
         return encoding
 

@@ -1,0 +1,129 @@
+"""The Python API's arguments: what a notebook passes (NumPy integers from a parameter grid,
+lists of sequences, a backed AnnData, a result object) works or gets one clear InputError,
+and a failed save never leaves a half-replaced model behind."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import anndata as ad
+import numpy as np
+import pandas as pd
+import pytest
+
+import diffaug_bio as dab
+from diffaug_bio import InputError
+
+
+@pytest.mark.parametrize(
+    "options, message",
+    [
+        ({"seed": None}, "--seed must be a whole number, got None"),
+        ({"seed": -1}, "--seed must be between 0 and 4294967295, got -1"),
+        ({"dim": 0}, "--dim must be at least 2, got 0"),  # was: silently the default 50
+        ({"epochs": 1.5}, "--epochs must be a whole number, got 1.5"),
+        ({"n_top_genes": 0}, "--n-top-genes must be at least 1, got 0"),  # was: the default
+        ({"train_cells": 0}, "--train-cells must be at least 2, got 0"),  # was: all cells
+        ({"batch_size": "64"}, "--batch-size must be a whole number, got '64'"),
+    ],
+)
+def test_bad_numbers_are_refused_with_the_option_named(pbmc, options, message):
+    with pytest.raises(InputError, match=re.escape(message)):
+        dab.tl.embed(pbmc, "simclr", **{"epochs": 1, "dim": 4, **options})
+
+
+def test_numpy_integers_work_as_python_ones_and_the_model_saves(pbmc, tmp_path):
+    grid = np.arange(5)
+    model = dab.tl.embed(pbmc, "simclr", epochs=grid[1], dim=grid[4], seed=grid[3],
+                         batch_size=np.int64(64), temperature=np.float32(0.25))  # fmt: skip
+    from_numpy = pbmc.obsm["X_diffaug"].copy()
+    model.save(tmp_path / "m")
+    config = json.loads((tmp_path / "m" / "config.json").read_text())
+    assert config["dim"] == 4 and config["training"]["seed"] == 3
+    dab.tl.embed(pbmc, "simclr", epochs=1, dim=4, seed=3, batch_size=64, temperature=0.25)
+    np.testing.assert_array_equal(pbmc.obsm["X_diffaug"], from_numpy)
+
+
+def test_a_failed_save_leaves_the_saved_model_as_it_was(pbmc, tmp_path):
+    dab.tl.embed(pbmc, "simclr", epochs=1, dim=4, seed=0).save(tmp_path / "m")
+    before = {p.name: p.read_bytes() for p in (tmp_path / "m").iterdir()}
+    other = dab.tl.embed(pbmc, "simclr", epochs=1, dim=4, seed=5)
+    other.training["unsaveable"] = object()
+    with pytest.raises(TypeError, match="cannot be saved in a model's config"):
+        other.save(tmp_path / "m")
+    assert {p.name: p.read_bytes() for p in (tmp_path / "m").iterdir()} == before
+
+
+def test_saving_a_model_without_generator_over_one_with_removes_the_old_generator(pbmc, tmp_path):
+    dab.tl.embed(pbmc, "diffaug", epochs=2, dim=4).save(tmp_path / "m")
+    assert (tmp_path / "m" / "diffusion.pt").exists()
+    dab.tl.embed(pbmc, "simclr", epochs=1, dim=4).save(tmp_path / "m")
+    assert sorted(p.name for p in (tmp_path / "m").iterdir()) == ["config.json", "encoder.pt"]
+    with pytest.raises(InputError, match="no generator"):
+        dab.tl.augment(pbmc, tmp_path / "m")
+
+
+def test_a_saved_model_refuses_training_options_in_python(pbmc, tmp_path):
+    model = dab.tl.embed(pbmc, "simclr", epochs=1, dim=4)
+    with pytest.raises(InputError, match="without training: epochs, rounds apply only"):
+        dab.tl.embed(pbmc, model=model, epochs=50, rounds=3)
+    with pytest.raises(InputError, match="without training: method apply only"):
+        dab.tl.embed(pbmc, "du", model=model)
+
+
+def test_integer_gene_names_match_the_model(pbmc):
+    reference = dab.tl.embed(pbmc, "simclr", epochs=1, dim=4, seed=0)
+    expected = pbmc.obsm["X_diffaug"].copy()
+    numbered = pbmc.copy()
+    numbered.var_names = pd.Index(range(pbmc.n_vars))
+    dab.tl.embed(numbered, "simclr", epochs=1, dim=4, seed=0)  # trains and embeds its own
+    assert numbered.obsm["X_diffaug"].shape == expected.shape
+    assert reference.embed(pbmc).shape == expected.shape
+
+
+def test_a_backed_anndata_points_to_embed_file_for_training_and_is_augmented(
+    bladder_path, tmp_path
+):
+    backed = ad.read_h5ad(bladder_path, backed="r")
+    with pytest.raises(InputError, match=re.escape("use tl.embed_file(path, backed=True)")):
+        dab.tl.embed(backed, "simclr", epochs=1)
+    model = dab.tl.embed(ad.read_h5ad(bladder_path), "diffaug", epochs=2, dim=4)
+    dab.tl.embed(backed, model=model)  # applying a model reads it block by block
+    assert backed.obsm["X_diffaug"].shape == (233, 4)
+    assert dab.tl.augment(backed, model).n_obs == 233
+
+
+def test_sequences_as_a_list_or_series_and_a_training_result_as_the_model(promoters_fasta):
+    result = dab.tl.train_dna(str(promoters_fasta), encoder="kmer", k=3, epochs=1)
+    records = dab.io.read_sequence_file(promoters_fasta)
+    from_file = dab.tl.embed_dna(promoters_fasta, result).obsm["X_diffaug"]
+    from_list = dab.tl.embed_dna(records.sequences, result.model)
+    series = pd.Series(records.sequences, index=[f"r{i}" for i in range(len(records))])
+    from_series = dab.tl.embed_dna(series, result.model)
+    np.testing.assert_allclose(from_list.obsm["X_diffaug"], from_file, atol=1e-6)
+    np.testing.assert_allclose(from_series.obsm["X_diffaug"], from_file, atol=1e-6)
+    assert list(from_series.obs_names[:2]) == ["r0", "r1"]
+    with pytest.raises(InputError, match="give an EmbeddingModel or a saved model's folder"):
+        dab.tl.embed_dna(records.sequences, {"not": "a model"})
+    with pytest.raises(InputError, match="2 sequences but 1 ids"):
+        dab.io.SequenceSet(["a"], ["ACGT", "ACGA"])
+
+
+def test_prepared_input_of_the_wrong_width_is_named(pbmc):
+    model = dab.tl.embed(pbmc, "simclr", epochs=1, dim=4)
+    with pytest.raises(InputError, match=r"items × 765 features, got \(5, 10\)"):
+        model.embed(np.zeros((5, 10)))
+    assert model.embed(np.zeros((5, 765), dtype=np.int64)).shape == (5, 4)
+
+
+def test_umap_takes_one_key_and_names_what_is_missing(pbmc, tmp_path):
+    path = dab.pl.umap(pbmc, "bulk_labels", tmp_path / "u.png")  # pbmc ships X_umap
+    assert path.stat().st_size > 0
+    with pytest.raises(InputError, match="not found: nope"):
+        dab.pl.umap(pbmc, ["bulk_labels", "nope"], tmp_path / "v.png")
+    with pytest.raises(InputError, match="output folder"):
+        dab.pl.umap(pbmc, "bulk_labels", tmp_path / "missing" / "u.png")
+    del pbmc.obsm["X_umap"]
+    with pytest.raises(InputError, match=re.escape("run sc.tl.umap(adata) first")):
+        dab.pl.umap(pbmc, "bulk_labels", tmp_path / "w.png")
