@@ -25,7 +25,13 @@ from ._utils import progress, resolve_device, seed_everything
 from .checkpoint import Checkpoints, data_digest
 from .diffusion import ConditionalDiffusion
 from .encoders import build_encoder, projection_head
-from .io.expression import BLOCK_ROWS, ExpressionPreprocessing, get_matrix, row_blocks
+from .io.expression import (
+    BLOCK_ROWS,
+    ExpressionPreprocessing,
+    get_matrix,
+    matrix_name,
+    row_blocks,
+)
 from .io.h5ad import BackedMatrix
 from .io.kmers import KmerEncoding
 from .io.sequences import SequenceEncoding, SequenceSet
@@ -228,10 +234,9 @@ class EmbeddingModel:
             layer = self.recipe.layer if layer is None else layer
             matrix = get_matrix(data, layer)
         index = self.recipe.gene_index(data.var_names, align_genes)
-        source = f"layer {layer!r}" if layer else "X"
         blocks = row_blocks(matrix)
         for _, block in progress(blocks, "embedding cells", -(-matrix.shape[0] // BLOCK_ROWS)):
-            yield torch.from_numpy(self.recipe.transform_rows(block, index, source))
+            yield torch.from_numpy(self.recipe.transform_rows(block, index, matrix_name(layer)))
 
     def _prepared_sequence_blocks(self, sequences: SequenceSet) -> Iterator[torch.Tensor]:
         for start in range(0, len(sequences), BLOCK_ROWS):

@@ -203,6 +203,10 @@ CASES = {
         ["embed-dna", "{promoters}", "--model", "{kmer_model}", "-o", "{tmp}/o.fa"],
         "o.fa: the output is written as an .h5ad file",
     ),
+    "augment a missing file onto an existing one": (
+        ["augment", "{tmp}/missing.fa", "--model", "{kmer_model}", "-o", "{promoters}"],
+        "missing.fa: no such file",
+    ),
     "augment over its own input": (
         ["augment", "{promoters}", "--model", "{kmer_model}", "-o", "{promoters}"],
         "promoters_small.fa: is the input file; write the output to another file",

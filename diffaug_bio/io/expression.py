@@ -55,6 +55,11 @@ RowReadable = Matrix | Any
 """Anything with ``shape`` and row slicing: an array, a sparse matrix, a BackedMatrix."""
 
 
+def matrix_name(layer: str | None) -> str:
+    """How messages name the matrix read: ``X`` or ``layer 'NAME'``."""
+    return f"layer {layer!r}" if layer else "X"
+
+
 def get_matrix(adata: ad.AnnData, layer: str | None) -> np.ndarray | sparse.spmatrix:
     """The matrix a user asked for: ``adata.X`` or ``adata.layers[layer]``."""
     if layer is None:
@@ -247,7 +252,7 @@ class ExpressionPreprocessing:
         n_top_genes = whole_number("--n-top-genes", n_top_genes, 1)
         check_normalisation(normalisation)
         check_unique_genes(var_names)
-        source = source or (f"layer {layer!r}" if layer else "X")
+        source = source or matrix_name(layer)
         check_values(matrix, source)
         if not looks_like_counts(matrix):
             if counts_required:
@@ -336,12 +341,7 @@ class ExpressionPreprocessing:
     def transform(self, adata: ad.AnnData) -> np.ndarray:
         """Apply the saved recipe to new data; its genes must include the recipe's genes."""
         matrix = get_matrix(adata, self.layer)
-        return self.transform_rows(matrix, self.gene_index(adata.var_names), self._source)
-
-    @property
-    def _source(self) -> str:
-        """The matrix the recipe reads, as messages name it."""
-        return f"layer {self.layer!r}" if self.layer else "X"
+        return self.transform_rows(matrix, self.gene_index(adata.var_names))
 
     def gene_index(self, var_names: pd.Index, align: bool = False) -> np.ndarray:
         """Positions of the recipe's genes in ``var_names``. A missing gene is a clear error,
@@ -369,12 +369,12 @@ class ExpressionPreprocessing:
         """The recipe on a block of rows (all cells, or one chunk of a large file);
         ``index`` is :meth:`gene_index` of the block's columns (−1: gene absent); ``source``
         names the matrix in messages (default: the layer the recipe was fitted on)."""
-        source = source or self._source
+        source = source or matrix_name(self.layer)
         check_finite(matrix, source)
         if self.normalise and not looks_like_counts(matrix):
             raise InputError(
-                f"the model was trained on raw counts ({self._source}), and {source} does not "
-                "hold counts; name the layer that does with --layer"
+                f"the model was trained on raw counts ({matrix_name(self.layer)}), and {source} "
+                "does not hold counts; name the layer that does with --layer"
             )
         if self.normalisation == "log1p":
             matrix = _log_normalise(matrix)

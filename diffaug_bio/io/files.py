@@ -52,7 +52,12 @@ def check_output(
     if not path.name.lower().endswith(tuple(suffixes)):
         endings = ", ".join(suffixes)
         raise InputError(f"{path}: the output is written as {kind}; its name must end in {endings}")
-    if source is not None and path.exists() and os.path.samefile(path, source):
+    if (
+        source is not None
+        and path.exists()
+        and Path(source).exists()
+        and os.path.samefile(path, source)
+    ):
         raise InputError(f"{path}: is the input file; write the output to another file")
     return path
 
