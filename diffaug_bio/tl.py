@@ -157,8 +157,7 @@ def embed(
         model = _load(model, "expression")
         layer, train_cells = model.recipe.layer if layer is None else layer, None
     else:
-        if train_cells is not None:
-            train_cells = min(whole_number("--train-cells", train_cells, 2), adata.n_obs)
+        train_cells = _cells_to_train(train_cells, adata.n_obs)
         model = _train_expression(
             get_matrix(adata, layer), adata.var_names, layer, n_top_genes=n_top_genes,
             normalisation=normalisation, train_cells=train_cells, method=method, epochs=epochs,
@@ -179,6 +178,14 @@ def _refuse_training_options(method: str, **options: object) -> None:
                          "apply only to training")  # fmt: skip
 
 
+def _cells_to_train(train_cells: int | None, n_cells: int) -> int | None:
+    """The cells a run trains on, as recorded in ``uns``: None (all), or the request checked
+    and capped at the number there are."""
+    if train_cells is None:
+        return None
+    return min(whole_number("--train-cells", train_cells, 2), n_cells)
+
+
 def _train_expression(
     matrix: RowReadable,
     var_names: pd.Index,
@@ -195,11 +202,10 @@ def _train_expression(
     device: str = "auto",
     **method_options: object,
 ) -> EmbeddingModel:
-    """Fit the input recipe and the encoder on all cells, or on ``train_cells`` of them."""
+    """Fit the input recipe and the encoder on all cells, or on ``train_cells`` of them
+    (as :func:`_cells_to_train` gives it)."""
     n_cells = matrix.shape[0]
-    if train_cells is not None:
-        train_cells = whole_number("--train-cells", train_cells, 2)
-    n_train = min(train_cells or n_cells, n_cells)
+    n_train = train_cells or n_cells
     if n_train < n_cells or isinstance(matrix, BackedMatrix):  # read only the rows to train on
         _, matrix = sample_rows(matrix, n_train, seed)
     if n_train < n_cells:
@@ -299,8 +305,8 @@ def _embed_backed(
     with BackedMatrix(path, layer) as matrix:
         logger.info("opened %s backed: %d cells × %d genes", path, *matrix.shape)
         if fitted is None:
-            train_cells = DEFAULT_BACKED_TRAIN_CELLS if train_cells is None else train_cells
-            train_cells = min(whole_number("--train-cells", train_cells, 2), matrix.shape[0])
+            requested = DEFAULT_BACKED_TRAIN_CELLS if train_cells is None else train_cells
+            train_cells = _cells_to_train(requested, matrix.shape[0])
             fitted = _train_expression(matrix, matrix.var_names, layer, train_cells=train_cells,
                                        device=device, **options)  # fmt: skip
         if not distributed.is_main():  # the other ranks only helped to train
