@@ -473,9 +473,20 @@ def demo(outdir, **options) -> None:
     help="Generated positives per input item.",
 )
 @required_output_option("OUT.h5ad for cells, OUT.fa for sequences.")
+@click.option(
+    "--layer",
+    default=None,
+    help="Cells: read adata.layers[NAME] [default: where the training data kept its matrix].",
+)
+@click.option(
+    "--align-genes",
+    is_flag=True,
+    help="Cells: match genes by name; the model's genes missing from INPUT get their "
+    "training mean (named in a warning) instead of an error.",
+)
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--device", type=DEVICE, default="auto", show_default=True)
-def augment(input_file, model_dir, copies, output, seed, device) -> None:
+def augment(input_file, model_dir, copies, output, layer, align_genes, seed, device) -> None:
     """Write K generated positives per input item, from a saved DiffAug model.
 
     INPUT is an .h5ad (cells; output .h5ad on the model's genes, on the scale it was trained
@@ -487,7 +498,8 @@ def augment(input_file, model_dir, copies, output, seed, device) -> None:
       diffaug-bio augment cells.h5ad --model model/ -n 5 -o cells.augmented.h5ad
       diffaug-bio augment promoters.fa --model run/model -n 3 -o promoters.augmented.fa
     """
-    written = tl.augment_file(input_file, output, model_dir, copies, seed, device)
+    written = tl.augment_file(input_file, output, model_dir, copies, seed, device, layer=layer,
+                              align_genes=align_genes)  # fmt: skip
     logger.info("wrote %d generated positives to %s", written, output)
 
 

@@ -175,12 +175,15 @@ class EmbeddingModel:
         }
         return self
 
-    def prepare(self, data: ad.AnnData | SequenceSet) -> torch.Tensor:
-        """Raw input → encoder input, by the saved recipe (gene order, normalisation, window)."""
+    def prepare(
+        self, data: ad.AnnData | SequenceSet, align_genes: bool = False, layer: str | None = None
+    ) -> torch.Tensor:
+        """Raw input → encoder input, by the saved recipe (gene order, normalisation, window);
+        ``align_genes`` and ``layer`` (cells only) as in :meth:`embed`."""
         if self.modality.reads == "expression":
             if not isinstance(data, ad.AnnData):
                 raise InputError("this is an expression model: give it an AnnData")
-            return torch.from_numpy(self.recipe.transform(data))
+            return torch.from_numpy(self.recipe.transform(data, layer, align_genes))
         if not isinstance(data, SequenceSet):
             raise InputError("this is a DNA model: give it sequences")
         return torch.from_numpy(self.recipe.transform(data))
@@ -252,10 +255,13 @@ class EmbeddingModel:
         device: str = "cpu",
         noise_level: float | None = None,
         steps: int | None = None,
+        align_genes: bool = False,
+        layer: str | None = None,
     ) -> torch.Tensor:
         """``n`` generated positives per item, ``(n · N, …)`` in encoder-input space
         (copy k of item i at row ``k · N + i``): each anchor noised to ``noise_level`` and
-        denoised conditioned on its embedding. Needs a model trained with ``diffaug``."""
+        denoised conditioned on its embedding. Needs a model trained with ``diffaug``.
+        ``align_genes`` and ``layer`` (cells only) as in :meth:`embed`."""
         if self.diffusion is None:
             raise InputError("this model has no generator: train it with --method diffaug")
         if isinstance(self.recipe, KmerEncoding):
@@ -265,7 +271,7 @@ class EmbeddingModel:
             )
         if n < 1:
             raise InputError(f"-n must be at least 1, got {n}")
-        prepared = self.prepare(data)
+        prepared = self.prepare(data, align_genes, layer)
         condition = torch.from_numpy(self.embed(prepared, device))
         level = self.training["noise_level"] if noise_level is None else noise_level
         steps = self.training["sampling_steps"] if steps is None else steps

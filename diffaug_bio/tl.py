@@ -301,6 +301,9 @@ def _embed_backed(
     if table_separator(path) is not None:
         raise InputError(f"{path}: --backed reads .h5ad files; a table is read whole")
     if fitted is not None:  # nothing is trained; read where the training data kept it
+        training = {k: v for k, v in options.items() if k not in ("seed", "checkpoints")}
+        method = training.pop("method", DEFAULT_METHOD)  # as embed: the seed is not refused
+        _refuse_training_options(method, train_cells=train_cells, **training)
         layer, train_cells = fitted.recipe.layer if layer is None else layer, None
     with BackedMatrix(path, layer) as matrix:
         logger.info("opened %s backed: %d cells × %d genes", path, *matrix.shape)
@@ -501,6 +504,9 @@ def augment(
     n: int = 1,
     seed: int = 0,
     device: str = "auto",
+    *,
+    layer: str | None = None,
+    align_genes: bool = False,
 ) -> ad.AnnData | SequenceSet:
     """``n`` generated positives per input item from a DiffAug model.
 
@@ -510,6 +516,7 @@ def augment(
     manifold, so without cell-level noise outside it), obs copied from the source cell plus
     ``source`` and ``copy``.
     Sequences → a SequenceSet of valid A/C/G/T sequences named ``ID-augK``.
+    ``layer`` and ``align_genes`` (cells) read the input as :func:`embed` does with a model.
     """
     source = data if isinstance(data, str | os.PathLike) else None
     with naming(source):
@@ -519,15 +526,23 @@ def augment(
         data = data.to_memory()  # the positives are built in memory anyway
     model = _load(model, "expression" if isinstance(data, ad.AnnData) else "dna")
     if isinstance(data, SequenceSet):
+        if layer is not None or align_genes:
+            raise InputError("--layer and --align-genes apply to cells (.h5ad), not sequences")
         _warn_cropped(model, data)
     with naming(source):
-        generated = model.augment(data, n, seed, device).numpy()
+        generated = model.augment(
+            data, n, seed, device, align_genes=align_genes, layer=layer
+        ).numpy()
     copies = np.repeat(np.arange(n), len(data) if isinstance(data, SequenceSet) else data.n_obs)
     if isinstance(data, SequenceSet):
         sources = np.tile(np.arange(len(data)), n)
         names = [f"{data.ids[i]}-aug{k}" for i, k in zip(sources, copies)]
         return SequenceSet(names, one_hot_decode(generated))
     recipe = model.recipe
+    replaced = [column for column in ("source", "copy") if column in data.obs]
+    if replaced:
+        logger.warning("augment writes its own obs %s over the input's column of that name",
+                       " and ".join(map(repr, replaced)))  # fmt: skip
     obs = pd.concat([data.obs] * n)
     obs = obs.assign(source=obs.index.astype(str), copy=copies)
     obs.index = [f"{name}-aug{k}" for name, k in zip(obs["source"], copies)]
@@ -555,6 +570,9 @@ def augment_file(
     n: int = 1,
     seed: int = 0,
     device: str = "auto",
+    *,
+    layer: str | None = None,
+    align_genes: bool = False,
 ) -> int:
     """:func:`augment` from a file to ``output``, an .h5ad for cells or FASTA for sequences,
     written atomically; returns the number of generated positives."""
@@ -562,7 +580,7 @@ def augment_file(
         check_output(output, "an .h5ad file", H5AD_SUFFIXES, source=path)
     else:
         check_output(output, "FASTA", FASTA_SUFFIXES, source=path)
-    generated = augment(path, model, n, seed, device)
+    generated = augment(path, model, n, seed, device, layer=layer, align_genes=align_genes)
     if isinstance(generated, SequenceSet):
         write_fasta(generated, output)
     else:

@@ -94,6 +94,10 @@ def test_a_backed_anndata_points_to_embed_file_for_training_and_is_augmented(
     dab.tl.embed(backed, model=model)  # applying a model reads it block by block
     assert backed.obsm["X_diffaug"].shape == (233, 4)
     assert dab.tl.augment(backed, model).n_obs == 233
+    with pytest.raises(InputError, match="train_cells, epochs apply only to training"):
+        dab.tl.embed_file(bladder_path, tmp_path / "o.h5ad", backed=True, model=model,
+                          epochs=5, train_cells=100)  # fmt: skip
+    assert not (tmp_path / "o.h5ad").exists()
 
 
 def test_sequences_as_a_list_or_series_and_a_training_result_as_the_model(promoters_fasta):

@@ -219,6 +219,10 @@ CASES = {
         ["augment", "{promoters}", "--model", "{kmer_model}", "-o", "{tmp}/a.h5ad"],
         "a.h5ad: the output is written as FASTA; its name must end in .fa, .fasta",
     ),
+    "a layer for sequences": (
+        ["augment", "{promoters}", "--model", "{kmer_model}", "--layer", "X", "-o", "{tmp}/a.fa"],
+        "--layer and --align-genes apply to cells (.h5ad), not sequences",
+    ),
     "repeated gene names": (
         ["embed", "{repeated_genes}", "-o", "{tmp}/o.h5ad"],
         "repeated_genes.h5ad: 1 gene names occur more than once (g0)",

@@ -2,6 +2,7 @@
 the generator is saved with the model, and ``augment`` writes valid output."""
 
 import json
+import logging
 
 import anndata as ad
 import numpy as np
@@ -120,9 +121,13 @@ def test_augment_cells_writes_generated_cells_on_the_models_genes(pbmc, tmp_path
     assert "normalisation" not in generated.uns["diffaug"]["params"]  # pbmc: used as read
 
 
-def test_augment_cells_of_counts_writes_pearson_residuals(bladder):
+def test_augment_cells_of_counts_writes_pearson_residuals(bladder, caplog, monkeypatch):
+    monkeypatch.setattr(logging.getLogger("diffaug_bio"), "propagate", True)  # the CLI's off
     model = dab.tl.embed(bladder, "diffaug", epochs=3, rounds=1, n_top_genes=500)
+    bladder.obs["source"] = "lab A"  # a user's column of the name augment writes
     generated = dab.tl.augment(bladder, model, n=1)
+    assert "its own obs 'source' over the input's column" in caplog.text
+    assert list(generated.obs["source"]) == list(bladder.obs_names)
     assert generated.uns["diffaug"]["params"]["normalisation"] == "pearson"
     recipe = model.recipe
     residuals = pearson_residuals(
@@ -132,6 +137,38 @@ def test_augment_cells_of_counts_writes_pearson_residuals(bladder):
     own = np.linalg.norm(generated.X - residuals, axis=1)
     other = np.linalg.norm(generated.X - residuals[::-1], axis=1)
     assert np.median(own) < np.median(other)
+
+
+def test_augment_reads_a_layer_and_aligns_genes_as_embed_does(bladder, tmp_path):
+    model = dab.tl.embed(bladder, "diffaug", epochs=2, rounds=1, dim=4, n_top_genes=300)
+    model.save(tmp_path / "model")
+    moved = bladder.copy()  # the counts kept in a layer, X log-transformed
+    moved.layers["counts"], moved.X = moved.X.copy(), np.log1p(moved.X)
+    moved.write_h5ad(tmp_path / "moved.h5ad")
+    bladder.write_h5ad(tmp_path / "plain.h5ad")
+    missing = model.recipe.genes[0]
+    bladder[:, bladder.var_names != missing].copy().write_h5ad(tmp_path / "lacking.h5ad")
+
+    def augment(name, *options):
+        out = tmp_path / f"{name}.augmented.h5ad"
+        args = [str(tmp_path / f"{name}.h5ad"), "--model", str(tmp_path / "model"), "-o", out]
+        return CliRunner().invoke(cli, ["augment", *args, "--seed", "3", *options]), out
+
+    plain, plain_out = augment("plain")
+    assert plain.exit_code == 0, plain.output
+    refused, _ = augment("moved")  # X holds no counts: the layer must be named
+    assert refused.exit_code == 2 and "name the layer that does with --layer" in refused.output
+    from_layer, layer_out = augment("moved", "--layer", "counts")
+    assert from_layer.exit_code == 0, from_layer.output
+    np.testing.assert_array_equal(ad.read_h5ad(layer_out).X, ad.read_h5ad(plain_out).X)
+    lacking, _ = augment("lacking")
+    assert lacking.exit_code == 2 and "use --align-genes" in lacking.output
+    aligned, aligned_out = augment("lacking", "--align-genes")
+    assert aligned.exit_code == 0, aligned.output
+    assert f"set to their training mean: {missing}" in aligned.output
+    generated = ad.read_h5ad(aligned_out)
+    assert list(generated.var_names) == list(model.recipe.genes)
+    assert np.isfinite(generated.X).all()
 
 
 def test_augment_dna_writes_valid_fasta(nontata_dir, promoters_fasta, tmp_path):

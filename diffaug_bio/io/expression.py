@@ -338,10 +338,15 @@ class ExpressionPreprocessing:
     def n_features(self) -> int:
         return len(self.genes)
 
-    def transform(self, adata: ad.AnnData) -> np.ndarray:
-        """Apply the saved recipe to new data; its genes must include the recipe's genes."""
-        matrix = get_matrix(adata, self.layer)
-        return self.transform_rows(matrix, self.gene_index(adata.var_names))
+    def transform(
+        self, adata: ad.AnnData, layer: str | None = None, align: bool = False
+    ) -> np.ndarray:
+        """Apply the saved recipe to new data, read from ``layer`` (None: the one the recipe
+        was fitted on); its genes must include the recipe's (``align``: see
+        :meth:`gene_index`)."""
+        layer = self.layer if layer is None else layer
+        index = self.gene_index(adata.var_names, align)
+        return self.transform_rows(get_matrix(adata, layer), index, matrix_name(layer))
 
     def gene_index(self, var_names: pd.Index, align: bool = False) -> np.ndarray:
         """Positions of the recipe's genes in ``var_names``. A missing gene is a clear error,
