@@ -301,7 +301,8 @@ def embed(input_file, output, layer, key_added, save_model, model_dir, align_gen
 
     Raw counts are detected and normalised (Pearson residuals, or normalize_total + log1p with
     --normalisation log1p); with more genes than --n-top-genes, the highly variable ones are
-    used. Writes obsm[KEY] and uns["diffaug"]["params"].
+    used. Writes obsm[KEY] and uns["diffaug"]["params"] (also kept as
+    uns["diffaug"]["embeddings"][KEY], beside earlier keys' records).
     With --backed the matrix is never loaded: training uses a random sample of cells, every
     cell is embedded a block at a time, and memory stays flat however many cells there are.
 

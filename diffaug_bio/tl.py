@@ -11,7 +11,7 @@ import json
 import logging
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -74,7 +74,19 @@ def _params(model: EmbeddingModel, **extra: object) -> dict:
 
 
 def _record_params(adata: ad.AnnData, model: EmbeddingModel, **extra: object) -> None:
-    adata.uns["diffaug"] = {"params": _params(model, **extra)}
+    adata.uns["diffaug"] = _uns_record(_params(model, **extra), adata.uns.get("diffaug"))
+
+
+def _uns_record(params: dict, previous: object) -> dict:
+    """``uns["diffaug"]``: ``params`` of the latest embedding and, for cells, the params of
+    each obsm key written so far under ``embeddings``, so that a second ``--key-added``
+    run does not erase how the first embedding was made."""
+    record = {"params": params}
+    key = params.get("key_added")
+    if key is not None:
+        kept = previous.get("embeddings", {}) if isinstance(previous, Mapping) else {}
+        record["embeddings"] = {**kept, key: params}
+    return record
 
 
 def _expression_params(
@@ -127,7 +139,8 @@ def embed(
 ) -> EmbeddingModel:
     """Learn a contrastive embedding of the cells (or apply a saved ``model``).
 
-    Writes ``adata.obsm[key_added]`` (float32, n_obs × dim) and ``adata.uns["diffaug"]``;
+    Writes ``adata.obsm[key_added]`` (float32, n_obs × dim) and ``adata.uns["diffaug"]``
+    (``params`` of this run, also kept under ``embeddings[key_added]`` beside earlier keys');
     nothing else in ``adata`` changes. Returns the model, ready to ``save`` or reapply.
     ``n_top_genes``: highly variable genes the encoder sees (None: the method's count, 5,000
     for diffaug and 2,000 for the others; fewer genes in ``adata``: all of them).
@@ -316,7 +329,8 @@ def _embed_backed(
             return fitted
         embedding = fitted.embed(matrix, device, align_genes)
     params = _params(fitted, **_expression_params(fitted, layer, key_added, train_cells))
-    write_embedding_beside(path, destination, key_added, embedding, params)
+    write_embedding_beside(path, destination, key_added, embedding,
+                           lambda previous: _uns_record(params, previous))  # fmt: skip
     return fitted
 
 

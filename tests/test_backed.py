@@ -91,6 +91,9 @@ def test_embed_backed_in_place_with_a_model_and_a_layer(bladder, tmp_path):
     assert result.exit_code == 0, result.output
     second = ad.read_h5ad(path)
     np.testing.assert_allclose(second.obsm["X_again"], first.obsm["X_diffaug"], atol=1e-5)
+    records = second.uns["diffaug"]["embeddings"]  # the first run's record is kept
+    assert sorted(records) == ["X_again", "X_diffaug"]
+    assert records["X_diffaug"]["method"] == "simclr" and "train_cells" in records["X_diffaug"]
 
 
 def test_backed_needs_cells_as_rows(bladder, tmp_path, digest):

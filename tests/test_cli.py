@@ -60,6 +60,9 @@ def test_embed_in_place_with_key_and_saved_model(bladder_path, tmp_path):
     assert reapplied.exit_code == 0, reapplied.output
     again = ad.read_h5ad(tmp_path / "again.h5ad")
     np.testing.assert_allclose(again.obsm["X_again"], updated.obsm["X_mine"], atol=1e-5)
+    records = again.uns["diffaug"]["embeddings"]  # each key keeps how it was made
+    assert sorted(records) == ["X_again", "X_mine"] and records["X_mine"]["schedule"] == "linear"
+    assert again.uns["diffaug"]["params"]["key_added"] == "X_again"  # the latest
 
 
 def test_train_dna_writes_three_outputs_and_embed_dna_reuses_the_model(

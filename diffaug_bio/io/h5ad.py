@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import shutil
+from collections.abc import Callable
+from typing import Any
 
 import anndata as ad
 import h5py
@@ -98,18 +100,20 @@ def write_embedding_beside(
     destination: str | os.PathLike,
     key: str,
     embedding: np.ndarray,
-    params: dict,
+    uns_record: Callable[[Any], dict],
 ) -> None:
     """``destination`` = ``source`` plus ``obsm[key]`` and ``uns["diffaug"]``, without loading
     ``source``: the file is copied, the two elements are written into the copy through h5py,
     and the copy is renamed into place (``source`` is only read, even when it is
-    ``destination``)."""
+    ``destination``). ``uns_record(previous)`` gives the new ``uns["diffaug"]`` from the
+    file's own (None if it has none)."""
     with atomic_replacement(destination) as temporary:
         shutil.copyfile(source, temporary)
         with h5py.File(temporary, "r+") as file:
+            previous = ad.io.read_elem(file["uns/diffaug"]) if "uns/diffaug" in file else None
             for group, name, value in (
                 ("obsm", key, embedding),
-                ("uns", "diffaug", {"params": params}),
+                ("uns", "diffaug", uns_record(previous)),
             ):
                 if group not in file:
                     ad.io.write_elem(file, group, {})
