@@ -140,7 +140,8 @@ def embed(
     """Learn a contrastive embedding of the cells (or apply a saved ``model``).
 
     Writes ``adata.obsm[key_added]`` (float32, n_obs × dim) and ``adata.uns["diffaug"]``
-    (``params`` of this run, also kept under ``embeddings[key_added]`` beside earlier keys');
+    (``params`` of this run, also kept under ``embeddings[key_added]`` beside earlier keys'
+    records);
     nothing else in ``adata`` changes. Returns the model, ready to ``save`` or reapply.
     ``n_top_genes``: highly variable genes the encoder sees (None: the method's count, 5,000
     for diffaug and 2,000 for the others; fewer genes in ``adata``: all of them).
@@ -314,8 +315,9 @@ def _embed_backed(
     if table_separator(path) is not None:
         raise InputError(f"{path}: --backed reads .h5ad files; a table is read whole")
     if fitted is not None:  # nothing is trained; read where the training data kept it
+        # refused as embed refuses them; the seed has a default, so embed lets it pass too
         training = {k: v for k, v in options.items() if k not in ("seed", "checkpoints")}
-        method = training.pop("method", DEFAULT_METHOD)  # as embed: the seed is not refused
+        method = training.pop("method", DEFAULT_METHOD)
         _refuse_training_options(method, train_cells=train_cells, **training)
         layer, train_cells = fitted.recipe.layer if layer is None else layer, None
     with BackedMatrix(path, layer) as matrix:
