@@ -390,7 +390,7 @@ def train_dna(dataset, gb_root, outdir, encoder, k, fit_on, max_len, **options):
 
     DATASET is a Genomic Benchmarks name (looked up under --gb-root, then
     ~/.genomic_benchmarks, then downloaded if genomic-benchmarks is installed and online),
-    a folder in that layout, a FASTA/FASTQ file, or a CSV with columns seq[,label][,split].
+    a folder in that layout, a FASTA/FASTQ file, or a CSV/TSV with columns seq[,label][,split][,id].
 
     \b
     Writes OUTDIR/embeddings.h5ad (obs: split, label; obsm["X_diffaug"]),

@@ -42,6 +42,8 @@ from .train import ContrastiveTrainer, OptimiserConfig, embed
 logger = logging.getLogger("diffaug_bio")
 
 FORMAT = "diffaug-bio-model/1"
+SEED_MAX = 2**32 - 1
+"""The largest seed NumPy's generators take."""
 InputRecipe = ExpressionPreprocessing | SequenceEncoding | KmerEncoding
 RECIPES: dict[str, type[InputRecipe]] = {
     "expression": ExpressionPreprocessing,
@@ -127,7 +129,7 @@ class EmbeddingModel:
         )
         batch_size = self.modality.batch_size if batch_size is None else batch_size
         batch_size = whole_number("--batch-size", batch_size, 2)
-        seed = whole_number("--seed", seed, 0, 2**32 - 1)  # NumPy's range
+        seed = whole_number("--seed", seed, 0, SEED_MAX)
         trainer_method = build_method(method, self.modality, **method_options)
         if distributed.requested() and not trainer_method.supports_distributed:
             raise InputError(
@@ -269,8 +271,8 @@ class EmbeddingModel:
                 "this k-mer model generates k-mer spectra, which do not decode to sequences; "
                 "augment needs a DNA model trained with --encoder cnn or transformer"
             )
-        if n < 1:
-            raise InputError(f"-n must be at least 1, got {n}")
+        n = whole_number("-n", n, 1)
+        seed = whole_number("--seed", seed, 0, SEED_MAX)
         prepared = self.prepare(data, align_genes, layer)
         condition = torch.from_numpy(self.embed(prepared, device))
         level = self.training["noise_level"] if noise_level is None else noise_level

@@ -129,8 +129,8 @@ class ContrastiveTrainer:
                     loss = objective(view_1, view_2, index)
                 if not torch.isfinite(loss):
                     raise TrainingDiverged(
-                        "the training loss became NaN or infinite; try a lower learning rate "
-                        "or check the input for extreme values"
+                        "the training loss became NaN or infinite; try a higher --temperature "
+                        "(the loss divides by it) or check the input for extreme values"
                     )
                 self.optimiser.zero_grad(set_to_none=True)
                 loss.backward()

@@ -33,6 +33,32 @@ def test_bad_numbers_are_refused_with_the_option_named(pbmc, options, message):
         dab.tl.embed(pbmc, "simclr", **{"epochs": 1, "dim": 4, **options})
 
 
+@pytest.mark.parametrize(
+    "method, options, message",
+    [
+        ("diffaug", {"rounds": 1.5}, "--rounds must be a whole number, got 1.5"),  # TypeError
+        ("diffaug", {"bank_size": 1.5}, "--bank-size must be a whole number, got 1.5"),  # ran
+        ("diffaug", {"sampling_steps": 0}, "--sampling-steps must be at least 1, got 0"),
+        ("diffaug", {"diffusion_epochs": 2.0}, "--diffusion-epochs must be a whole number"),
+        ("du", {"n_components": 2.5}, "--n-components must be a whole number, got 2.5"),
+        ("viewmaker", {"noise_dim": 0}, "--noise-dim must be at least 1, got 0"),
+    ],
+)
+def test_a_methods_counts_are_whole_numbers(pbmc, method, options, message):
+    with pytest.raises(InputError, match=re.escape(message)):
+        dab.tl.embed(pbmc, method, epochs=1, dim=4, **options)
+
+
+def test_augment_and_the_kmer_length_check_their_numbers(pbmc, promoters_fasta):
+    model = dab.tl.embed(pbmc, "diffaug", epochs=2, dim=4)
+    with pytest.raises(InputError, match=re.escape("-n must be a whole number, got 1.5")):
+        dab.tl.augment(pbmc, model, n=1.5)
+    with pytest.raises(InputError, match=re.escape("--seed must be between 0 and 4294967295")):
+        dab.tl.augment(pbmc, model, seed=-1)  # ran, as the CLI's --seed -1 did
+    with pytest.raises(InputError, match=re.escape("--k must be a whole number, got 7.5")):
+        dab.tl.train_dna(str(promoters_fasta), encoder="kmer", k=7.5, epochs=1)
+
+
 def test_numpy_integers_work_as_python_ones_and_the_model_saves(pbmc, tmp_path):
     grid = np.arange(5)
     model = dab.tl.embed(pbmc, "simclr", epochs=grid[1], dim=grid[4], seed=grid[3],

@@ -96,6 +96,26 @@ def test_embed_backed_in_place_with_a_model_and_a_layer(bladder, tmp_path):
     assert records["X_diffaug"]["method"] == "simclr" and "train_cells" in records["X_diffaug"]
 
 
+def test_layer_x_applies_a_model_trained_on_a_layer_to_counts_in_x(bladder, tmp_path):
+    layered = bladder.copy()  # training file: counts in a layer, X log-transformed
+    layered.layers["counts"] = layered.X.copy()
+    layered.X = sparse.csr_matrix(np.log1p(layered.X.toarray()))
+    layered.write_h5ad(tmp_path / "layered.h5ad")
+    plain = tmp_path / "plain.h5ad"  # a new file keeping the same counts in X
+    bladder.write_h5ad(plain)
+    result = run("embed", tmp_path / "layered.h5ad", "--layer", "counts", "--method", "simclr",
+                 "--epochs", "1", "--dim", "4", "--save-model", tmp_path / "m")  # fmt: skip
+    assert result.exit_code == 0, result.output
+    trained = ad.read_h5ad(tmp_path / "layered.h5ad").obsm["X_diffaug"]
+    refused = run("embed", plain, "--model", tmp_path / "m", "-o", tmp_path / "o.h5ad")
+    assert refused.exit_code == 2 and "X is --layer X" in refused.output
+    for backed in ([], ["--backed"]):
+        out = tmp_path / f"out{len(backed)}.h5ad"
+        result = run("embed", plain, "--model", tmp_path / "m", "--layer", "X", *backed, "-o", out)
+        assert result.exit_code == 0, result.output
+        np.testing.assert_allclose(ad.read_h5ad(out).obsm["X_diffaug"], trained, atol=1e-5)
+
+
 def test_backed_needs_cells_as_rows(bladder, tmp_path, digest):
     bladder.X = sparse.csc_matrix(bladder.X)
     path = tmp_path / "csc.h5ad"

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import shutil
 import sys
+import warnings
 from pathlib import Path
 
 import anndata as ad
@@ -307,6 +308,20 @@ def test_bad_input_exits_2_with_one_line_and_leaves_files_alone(
     assert set(tmp.rglob("*")) == outputs_before  # nothing half-written left behind
 
 
+def test_repeated_genes_are_one_error_without_anndatas_warning(tmp_path):
+    path = cells_file(tmp_path / "repeated.h5ad", counts())
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        repeated = ad.read_h5ad(path)
+        repeated.var_names = ["g0", "g0", *repeated.var_names[2:]]
+        repeated.write_h5ad(path)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")  # shown each time, as in a fresh process
+        with pytest.raises(dab.InputError, match=r"gene names occur more than once \(g0\)"):
+            dab.tl.embed_file(path, tmp_path / "o.h5ad", method="simclr", epochs=1)
+    assert [str(w.message) for w in caught if "not unique" in str(w.message)] == []
+
+
 def test_fewer_cells_than_a_batch_still_train(tmp_path):
     """Policy: a dataset smaller than one batch is one (smaller) batch, not an error."""
     path = cells_file(tmp_path / "few.h5ad", counts(12))
@@ -335,7 +350,7 @@ def test_a_non_finite_loss_stops_training_with_a_hint(bladder_path, tmp_path, mo
     )
     assert result.exit_code == 1
     assert result.output.strip().splitlines() == [
-        "diffaug-bio: error: the training loss became NaN or infinite; try a lower learning "
-        "rate or check the input for extreme values"
+        "diffaug-bio: error: the training loss became NaN or infinite; try a higher "
+        "--temperature (the loss divides by it) or check the input for extreme values"
     ]
     assert digest(bladder_path) == before and not (tmp_path / "o.h5ad").exists()

@@ -1,8 +1,7 @@
 """Training under torchrun: two CPU processes (gloo) give the loss and gradients of the
-global batch, and ``torchrun … diffaug-bio embed`` writes one complete output from rank 0."""
+global batch, and ``torchrun … -m diffaug_bio embed`` writes one complete output from rank 0."""
 
 import os
-import shutil
 import subprocess
 import sys
 
@@ -76,11 +75,8 @@ def test_two_ranks_see_the_global_batch_and_average_gradients(tmp_path):
 
 
 def _torchrun(*args, tmp_path, processes: int = 2) -> subprocess.CompletedProcess:
-    script = shutil.which("diffaug-bio")
-    if script is None:
-        pytest.skip("the diffaug-bio console script is not installed")
     command = [sys.executable, "-m", "torch.distributed.run", "--standalone",
-               f"--nproc_per_node={processes}", script, *map(str, args)]  # fmt: skip
+               f"--nproc_per_node={processes}", "-m", "diffaug_bio", *map(str, args)]  # fmt: skip
     environment = {**os.environ, "OMP_NUM_THREADS": "1"}
     return subprocess.run(command, capture_output=True, text=True, cwd=tmp_path,
                           env=environment, timeout=900)  # fmt: skip

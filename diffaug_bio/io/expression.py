@@ -19,7 +19,7 @@ The rule, decided once at fit time and saved with a model:
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -55,20 +55,34 @@ RowReadable = Matrix | Any
 """Anything with ``shape`` and row slicing: an array, a sparse matrix, a BackedMatrix."""
 
 
+X_LAYER = "X"
+"""``--layer X`` names ``adata.X`` itself: how a model trained on a layer is applied to a file
+that keeps the same counts in X."""
+
+
+def reads_x(layer: str | None) -> bool:
+    """Whether ``layer`` names X (None, the default, or ``X_LAYER``)."""
+    return layer is None or layer == X_LAYER
+
+
 def matrix_name(layer: str | None) -> str:
     """How messages name the matrix read: ``X`` or ``layer 'NAME'``."""
-    return f"layer {layer!r}" if layer else "X"
+    return "X" if reads_x(layer) else f"layer {layer!r}"
+
+
+def unknown_layer(layer: str, available: Iterable[str]) -> InputError:
+    listed = ", ".join(available) or "none"
+    return InputError(f"unknown layer {layer!r} (layers in the file: {listed}; X is --layer X)")
 
 
 def get_matrix(adata: ad.AnnData, layer: str | None) -> np.ndarray | sparse.spmatrix:
     """The matrix a user asked for: ``adata.X`` or ``adata.layers[layer]``."""
-    if layer is None:
+    if reads_x(layer):
         if adata.X is None:
             raise InputError("AnnData has no X matrix; name a layer with --layer")
         return adata.X
     if layer not in adata.layers:
-        available = ", ".join(adata.layers.keys()) or "none"
-        raise InputError(f"unknown layer {layer!r} (layers in the file: {available})")
+        raise unknown_layer(layer, adata.layers.keys())
     return adata.layers[layer]
 
 

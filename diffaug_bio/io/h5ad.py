@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import warnings
 from collections.abc import Callable
 from typing import Any
 
@@ -14,6 +15,7 @@ import pandas as pd
 from scipy import sparse
 
 from .._errors import InputError, reason
+from .expression import matrix_name, reads_x, unknown_layer
 from .files import atomic_replacement, check_readable
 
 H5AD_SUFFIXES = (".h5ad",)
@@ -25,7 +27,9 @@ def read_h5ad(path: str | os.PathLike, backed: bool = False) -> ad.AnnData:
     if not h5py.is_hdf5(path):
         raise InputError(f"{path}: not an HDF5 file, so not an .h5ad file")
     try:
-        adata = ad.read_h5ad(path, backed="r" if backed else None)
+        with warnings.catch_warnings():  # repeated genes are refused later, in one clear line
+            warnings.filterwarnings("ignore", "Variable names are not unique", UserWarning)
+            adata = ad.read_h5ad(path, backed="r" if backed else None)
     except Exception as error:  # h5py/anndata raise many types for damaged files
         raise InputError(f"{path}: cannot be read as AnnData ({reason(error)})") from error
     if adata.n_obs == 0 or adata.n_vars == 0:
@@ -55,7 +59,7 @@ class BackedMatrix:
         encoding = element.attrs.get("encoding-type", "array")
         if encoding == "csc_matrix":
             raise InputError(
-                f"{path}: {'layer ' + repr(layer) if layer else 'X'} is stored by genes (CSC); "
+                f"{path}: {matrix_name(layer)} is stored by genes (CSC); "
                 "backed reading needs cells as rows — rewrite it as CSR or dense, or drop --backed"
             )
         self._matrix = element if encoding == "array" else ad.io.sparse_dataset(element)
@@ -65,14 +69,13 @@ class BackedMatrix:
             raise InputError(f"{path}: empty AnnData ({cells} cells × {genes} genes)")
 
     def _element(self, layer: str | None) -> h5py.Dataset | h5py.Group:
-        if layer is None:
+        if reads_x(layer):
             if "X" not in self._file:
                 raise InputError(f"{self.path}: AnnData has no X matrix; name a layer with --layer")
             return self._file["X"]
         layers = self._file.get("layers", {})
         if layer not in layers:
-            available = ", ".join(layers.keys()) or "none"
-            raise InputError(f"unknown layer {layer!r} (layers in the file: {available})")
+            raise unknown_layer(layer, layers.keys())
         return layers[layer]
 
     def __getitem__(self, rows: slice) -> np.ndarray | sparse.csr_matrix:

@@ -18,7 +18,7 @@ import pandas as pd
 from scipy import sparse
 from sklearn.feature_extraction.text import CountVectorizer
 
-from .._errors import InputError, shown
+from .._errors import InputError, shown, whole_number
 from .expression import ExpressionPreprocessing
 from .sequences import SequenceSet
 
@@ -54,9 +54,7 @@ class KmerEncoding:
     @classmethod
     def fit(cls, sequences: SequenceSet, k: int = DEFAULT_K) -> tuple[KmerEncoding, np.ndarray]:
         """Count ``sequences``' k-mers and fit the scaling on them; return recipe and output."""
-        low, high = K_RANGE
-        if not low <= k <= high:
-            raise InputError(f"--k must be between {low} and {high}, not {k}")
+        k = whole_number("--k", k, *K_RANGE)
         names = pd.Index(kmer_names(k))
         counts = _counts(sequences, k)
         scaling, prepared = ExpressionPreprocessing.fit_rows(  # log1p: what was measured

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from typing import ClassVar
 
 import torch
 
-from .._errors import InputError
+from .._errors import InputError, whole_number
 from ..contrastive.losses import LossFn, get_loss
 from ..diffusion import ConditionalDiffusion
 from ..io.expression import DEFAULT_N_TOP_GENES
@@ -26,6 +26,11 @@ class MethodOptions:
 
     def __post_init__(self) -> None:
         get_loss(self.loss, self.temperature)
+        for option in fields(self):  # every count a method takes is a whole number ≥ 1
+            value = getattr(self, option.name)
+            if option.type in ("int", "int | None") and value is not None:
+                name = "--" + option.name.replace("_", "-")
+                setattr(self, option.name, whole_number(name, value, 1))
 
 
 class Method(ABC):

@@ -75,9 +75,6 @@ class DiffAugOptions(MethodOptions):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        for name in ("rounds", "bank_size", "sampling_steps", "diffusion_epochs"):
-            if getattr(self, name) is not None and getattr(self, name) < 1:
-                raise InputError(f"--{name.replace('_', '-')} must be at least 1")
         if self.schedule not in BETA_SCHEDULES:
             raise InputError(f"--schedule must be one of: {', '.join(BETA_SCHEDULES)}")
         if self.process not in SCHEDULES:

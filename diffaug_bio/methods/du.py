@@ -59,8 +59,6 @@ class DUOptions(MethodOptions):
             raise InputError("--ridge must be > 0")
         if not 0 < self.prior_share < 1:
             raise InputError("--prior-share must lie in (0, 1)")
-        if self.n_components < 1:
-            raise InputError("--n-components must be at least 1")
 
 
 class DU(Method):

@@ -53,8 +53,6 @@ class ViewmakerOptions(MethodOptions):
         super().__post_init__()
         if self.epsilon is not None and not self.epsilon > 0:
             raise InputError("--epsilon must be > 0")
-        if self.noise_dim < 1:
-            raise InputError("--noise-dim must be at least 1")
 
 
 class Viewmaker(Method):
