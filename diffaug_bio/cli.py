@@ -238,7 +238,12 @@ def cli(quiet: bool, verbose: bool) -> None:
     help="Write here; without it an .h5ad INPUT is updated in place, atomically, and a "
     "table INPUT gets an .h5ad beside it.",
 )
-@click.option("--layer", default=None, help="Use adata.layers[NAME] instead of X.")
+@click.option(
+    "--layer",
+    default=None,
+    help="Use adata.layers[NAME] instead of X; with --model, --layer X reads X where the model "
+    "was trained on a layer.",
+)
 @click.option("--key-added", default=tl.DEFAULT_KEY, show_default=True, help="obsm key to write.")
 @click.option(
     "--n-top-genes",
@@ -477,7 +482,8 @@ def demo(outdir, **options) -> None:
 @click.option(
     "--layer",
     default=None,
-    help="Cells: read adata.layers[NAME] [default: where the training data kept its matrix].",
+    help="Cells: read adata.layers[NAME], or X with --layer X [default: where the training "
+    "data kept its matrix].",
 )
 @click.option(
     "--align-genes",
