@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import asdict, dataclass, fields
-from typing import ClassVar
+from typing import ClassVar, get_args, get_type_hints
 
 import torch
 
@@ -26,9 +26,10 @@ class MethodOptions:
 
     def __post_init__(self) -> None:
         get_loss(self.loss, self.temperature)
-        for option in fields(self):  # every count a method takes is a whole number ≥ 1
-            value = getattr(self, option.name)
-            if option.type in ("int", "int | None") and value is not None:
+        hints = get_type_hints(type(self))
+        for option in fields(self):  # every int option is a count: a whole number ≥ 1
+            value, hint = getattr(self, option.name), hints[option.name]
+            if int in (hint, *get_args(hint)) and value is not None:
                 name = "--" + option.name.replace("_", "-")
                 setattr(self, option.name, whole_number(name, value, 1))
 
