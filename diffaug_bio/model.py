@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import pickle
 import shutil
 import tempfile
 from collections.abc import Iterator, Sequence
@@ -20,7 +21,7 @@ import numpy as np
 import torch
 
 from . import __version__, distributed
-from ._errors import InputError, whole_number
+from ._errors import InputError, reason, whole_number
 from ._utils import progress, resolve_device, seed_everything
 from .checkpoint import Checkpoints, data_digest
 from .diffusion import ConditionalDiffusion
@@ -369,15 +370,21 @@ class EmbeddingModel:
         model = cls(saved.name, recipe, config["encoder"], config["dim"], hidden)
         model.training = config.get("training", {})
         model.encoder = model._new_encoder()
-        state = torch.load(directory / "encoder.pt", map_location="cpu", weights_only=True)
-        model.encoder.load_state_dict(state)
+        model.encoder.load_state_dict(_weights(directory / "encoder.pt"))
         model.encoder.eval()
         if "diffusion" in config:
             model.diffusion = model._new_diffusion(config["diffusion"])
-            state = torch.load(directory / "diffusion.pt", map_location="cpu", weights_only=True)
-            model.diffusion.load_state_dict(state)
+            model.diffusion.load_state_dict(_weights(directory / "diffusion.pt"))
             model.diffusion.eval()
         return model
+
+
+def _weights(path: Path) -> dict:
+    """A saved state dict; a truncated, damaged or missing file is bad input naming it."""
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except (OSError, RuntimeError, EOFError, pickle.UnpicklingError) as error:
+        raise InputError(f"{path}: cannot be read as model weights ({reason(error)})") from error
 
 
 def _json_scalar(value: object) -> object:

@@ -443,6 +443,7 @@ def train_dna(
             raise InputError(f"{fitted.sum()} training sequences; training needs at least 2")
         model = _dna_model(dataset.subset(fitted), encoder, dim, max_len, k)
         prepared = model.prepare(dataset)  # every sequence checked before training starts
+        probed = _probe_possible(dataset, train)
     logger.info("read %d sequences (%d train); the encoder learns from %s (%d)", len(dataset),
                 train.sum(), "the train split" if fit_on == "train" else "all of them",
                 fitted.sum())  # fmt: skip
@@ -461,7 +462,7 @@ def train_dna(
         "train_seconds": round(time.perf_counter() - start, 2),
         "linear_probe_accuracy": None,
     }
-    if dataset.labels is not None and (~train).any():
+    if probed:
         labels = np.asarray(dataset.labels)
         metrics["classes"] = dataset.classes
         metrics["linear_probe_accuracy"] = linear_probe(
@@ -472,6 +473,19 @@ def train_dna(
             "linear-probe accuracy on the test split: %.4f", metrics["linear_probe_accuracy"]
         )
     return DNATrainingResult(model, adata, metrics)
+
+
+def _probe_possible(dataset: SequenceSet, train: np.ndarray) -> bool:
+    """Whether the linear probe can be scored: labels, a test split, and two classes or
+    more among the train split's labels (said before training, not found after it)."""
+    if dataset.labels is None or not (~train).any():
+        return False
+    classes = {str(label) for label in np.asarray(dataset.labels)[train]}
+    if len(classes) < 2:
+        logger.warning("the train split holds one class (%s): no linear probe is scored",
+                       ", ".join(map(repr, sorted(classes))) or "none")  # fmt: skip
+        return False
+    return True
 
 
 def _dna_model(
@@ -508,8 +522,8 @@ def embed_dna(
             sequences = read_sequence_file(sequences)
         if not len(sequences):
             raise InputError("no sequences to embed")
-        _warn_cropped(model, sequences)
         adata = sequences_adata(sequences, model.embed(sequences, device))
+        _warn_cropped(model, sequences)  # after embed checked every sequence: errors come alone
     _record_params(adata, model, **_dna_input_params(model))
     return adata
 
@@ -541,14 +555,14 @@ def augment(
     if isinstance(data, ad.AnnData) and data.isbacked:
         data = data.to_memory()  # the positives are built in memory anyway
     model = _load(model, "expression" if isinstance(data, ad.AnnData) else "dna")
-    if isinstance(data, SequenceSet):
-        if layer is not None or align_genes:
-            raise InputError("--layer and --align-genes apply to cells (.h5ad), not sequences")
-        _warn_cropped(model, data)
+    if isinstance(data, SequenceSet) and (layer is not None or align_genes):
+        raise InputError("--layer and --align-genes apply to cells (.h5ad), not sequences")
     with naming(source):
         generated = model.augment(
             data, n, seed, device, align_genes=align_genes, layer=layer
         ).numpy()
+    if isinstance(data, SequenceSet):
+        _warn_cropped(model, data)  # after the sequences were checked: errors come alone
     copies = np.repeat(np.arange(n), len(data) if isinstance(data, SequenceSet) else data.n_obs)
     if isinstance(data, SequenceSet):
         sources = np.tile(np.arange(len(data)), n)

@@ -224,6 +224,22 @@ CASES = {
         ["augment", "{promoters}", "--model", "{kmer_model}", "--layer", "X", "-o", "{tmp}/a.fa"],
         "--layer and --align-genes apply to cells (.h5ad), not sequences",
     ),
+    "characters outside IUPAC, k-mer encoder": (
+        ["train-dna", "{not_iupac}", "--encoder", "kmer", "--k", "3", "-o", "{tmp}/run"],
+        "not_iupac.fa: sequence s2 holds characters outside the IUPAC DNA alphabet: 'X'",
+    ),  # the k-mer path counted around them without a word
+    "characters outside IUPAC, k-mer model": (
+        ["embed-dna", "{not_iupac}", "--model", "{kmer_model}", "-o", "{tmp}/o.h5ad"],
+        "not_iupac.fa: sequence s2 holds characters outside the IUPAC DNA alphabet: 'X'",
+    ),
+    "characters outside IUPAC in a sequence longer than the window": (
+        ["embed-dna", "{not_iupac}", "--model", "{one_hot_model}", "-o", "{tmp}/o.h5ad"],
+        "sequence s2 holds characters outside the IUPAC DNA alphabet",
+    ),  # the crop warning came first, a second line
+    "damaged model weights": (
+        ["embed-dna", "{promoters}", "--model", "{damaged_model}", "-o", "{tmp}/o.h5ad"],
+        "encoder.pt: cannot be read as model weights",
+    ),
     "repeated gene names": (
         ["embed", "{repeated_genes}", "-o", "{tmp}/o.h5ad"],
         "repeated_genes.h5ad: 1 gene names occur more than once (g0)",
@@ -278,6 +294,13 @@ def inputs(tmp_path_factory, request):
     files["cells_model"] = tmp / "cells_model"
     kmers = dab.tl.train_dna(str(data / "promoters_small.fa"), encoder="kmer", k=3, epochs=1)
     files["kmer_model"] = kmers.model.save(tmp / "kmer_model")  # diffaug: has a generator
+    one_hot = dab.tl.train_dna(str(data / "promoters_small.fa"), method="simclr", max_len=8,
+                               dim=4, epochs=1)  # fmt: skip
+    files["one_hot_model"] = one_hot.model.save(tmp / "one_hot_model")  # an 8-base window
+    damaged = shutil.copytree(tmp / "kmer_model", tmp / "damaged_model")
+    weights = (damaged / "encoder.pt").read_bytes()
+    (damaged / "encoder.pt").write_bytes(weights[:1000])  # a truncated copy
+    files["damaged_model"] = damaged
     return tmp, files
 
 

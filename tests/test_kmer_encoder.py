@@ -1,5 +1,7 @@
 """``train-dna --encoder kmer``: sequences as k-mer counts, trained through the cells' path."""
 
+import logging
+
 import numpy as np
 import pytest
 
@@ -7,6 +9,7 @@ from diffaug_bio import tl
 from diffaug_bio._errors import InputError
 from diffaug_bio.io import KmerEncoding, SequenceSet, kmer_counts, load_dna_dataset
 from diffaug_bio.io.kmers import kmer_names
+from diffaug_bio.io.sequences import read_sequence_file
 from diffaug_bio.model import EmbeddingModel
 
 
@@ -90,3 +93,18 @@ def test_one_hot_options_are_refused_with_the_kmer_encoder(nontata_dir):
         tl.train_dna(str(nontata_dir), encoder="kmer", max_len=100)
     with pytest.raises(InputError, match="--k is the k-mer length"):
         tl.train_dna(str(nontata_dir), encoder="cnn", k=5)
+
+
+def test_a_train_split_of_one_class_trains_and_skips_the_probe(
+    promoters_fasta, caplog, monkeypatch
+):
+    monkeypatch.setattr(logging.getLogger("diffaug_bio"), "propagate", True)  # the CLI's off
+    sequences = read_sequence_file(promoters_fasta)
+    n = len(sequences)
+    splits = ["train"] * (n - 10) + ["test"] * 10
+    labels = ["a"] * (n - 10) + ["a", "b"] * 5  # one class among the train split's labels
+    result = tl.train_dna(SequenceSet(sequences.ids, sequences.sequences, labels, splits),
+                          encoder="kmer", k=3, epochs=1, dim=4)  # fmt: skip
+    assert result.metrics["linear_probe_accuracy"] is None  # was: ValueError after training
+    assert result.adata.obsm["X_diffaug"].shape == (n, 4)
+    assert "the train split holds one class ('a'): no linear probe is scored" in caplog.text

@@ -20,7 +20,7 @@ from sklearn.feature_extraction.text import CountVectorizer
 
 from .._errors import InputError, shown, whole_number
 from .expression import ExpressionPreprocessing
-from .sequences import SequenceSet
+from .sequences import SequenceSet, check_alphabet
 
 DEFAULT_K = 7
 """Measured on non-TATA promoters (warm-up only, fitted on every sequence): k = 5 / 6 / 7
@@ -79,7 +79,9 @@ class KmerEncoding:
 
 
 def _counts(sequences: SequenceSet, k: int) -> sparse.csr_matrix:
-    """:func:`kmer_counts`, refusing sequences with no k-mer to count (nothing to embed)."""
+    """:func:`kmer_counts`, refusing characters outside IUPAC (as the one-hot path does) and
+    sequences with no k-mer to count (nothing to embed)."""
+    check_alphabet(sequences)
     counts = kmer_counts(sequences.sequences, k)
     empty = np.flatnonzero(np.asarray(counts.sum(axis=1)).ravel() == 0)
     if len(empty):

@@ -98,6 +98,27 @@ class SequenceSet:
         )
 
 
+def _columns(sequence: str, name: str) -> np.ndarray:
+    """The one-hot columns (L, 4) of ``sequence``; a character outside the IUPAC alphabet is
+    an error naming the record."""
+    codes = np.frombuffer(sequence.encode("ascii", errors="replace"), dtype=np.uint8)
+    columns = _TABLE[codes]
+    invalid = np.isnan(columns[:, 0])
+    if invalid.any():
+        bad = sorted({sequence[i] for i in np.flatnonzero(invalid)})
+        raise InputError(
+            f"sequence {name} holds characters outside the IUPAC DNA alphabet: {''.join(bad)!r}"
+        )
+    return columns
+
+
+def check_alphabet(sequences: SequenceSet) -> None:
+    """Refuse a character outside the IUPAC alphabet, as one-hot encoding does: for readers
+    (k-mer counting) that would otherwise skip it without a word."""
+    for name, sequence in zip(sequences.ids, sequences.sequences):
+        _columns(sequence, name)
+
+
 def one_hot_encode(
     sequences: Sequence[str], max_len: int, ids: Sequence[str] | None = None
 ) -> np.ndarray:
@@ -106,16 +127,8 @@ def one_hot_encode(
         raise InputError(f"--max-len must be positive, got {max_len}")
     encoded = np.zeros((len(sequences), 4, max_len), dtype=np.float32)
     for row, sequence in enumerate(sequences):
-        codes = np.frombuffer(sequence.encode("ascii", errors="replace"), dtype=np.uint8)
-        columns = _TABLE[codes]
-        invalid = np.isnan(columns[:, 0])
-        if invalid.any():
-            name = ids[row] if ids is not None else f"#{row + 1}"
-            bad = sorted({sequence[i] for i in np.flatnonzero(invalid)})
-            raise InputError(
-                f"sequence {name} holds characters outside the IUPAC DNA alphabet: {''.join(bad)!r}"
-            )
-        start = max(0, (len(codes) - max_len) // 2)
+        columns = _columns(sequence, ids[row] if ids is not None else f"#{row + 1}")
+        start = max(0, (len(columns) - max_len) // 2)
         columns = columns[start : start + max_len]
         offset = (max_len - len(columns)) // 2
         encoded[row, :, offset : offset + len(columns)] = columns.T
@@ -151,7 +164,7 @@ def write_fasta(sequences: SequenceSet, path: str | os.PathLike) -> None:
 
 
 def _open_text(path: Path):
-    return gzip.open(path, "rt") if path.suffix == ".gz" else open(path)
+    return gzip.open(path, "rt") if path.suffix.lower() == ".gz" else open(path)
 
 
 def _kind(path: Path) -> str:
