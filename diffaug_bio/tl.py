@@ -21,7 +21,7 @@ import pandas as pd
 from sklearn.model_selection import train_test_split
 
 from . import __version__, distributed
-from ._errors import InputError, naming, whole_number
+from ._errors import InputError, naming, shown, whole_number
 from .checkpoint import Checkpoints
 from .evaluate import linear_probe, majority_fraction
 from .io.expression import (
@@ -377,11 +377,24 @@ def probe_splits(sequences: SequenceSet, seed: int) -> np.ndarray:
     return splits
 
 
+def unique_ids(sequences: SequenceSet) -> pd.Index:
+    """The sequences' ids as names that tell them apart: a repeated id gets anndata's
+    suffix (``id``, ``id-1``, …), with a warning, so each output row points to one record."""
+    ids = pd.Index(sequences.ids, dtype=str)
+    if ids.has_duplicates:
+        repeated = ids[ids.duplicated()].unique()
+        logger.warning(
+            "%d sequence ids occur more than once (%s); their repeats are named ID-1, ID-2, … "
+            "in the output", len(repeated), shown(list(repeated)),
+        )  # fmt: skip
+    return ad.utils.make_index_unique(ids)
+
+
 def sequences_adata(
     sequences: SequenceSet, embedding: np.ndarray, key: str = DEFAULT_KEY
 ) -> ad.AnnData:
     """An AnnData with one row per sequence, ``obsm[key]`` and obs ``label`` / ``split``."""
-    obs = pd.DataFrame(index=ad.utils.make_index_unique(pd.Index(sequences.ids, dtype=str)))
+    obs = pd.DataFrame(index=unique_ids(sequences))
     obs["label"] = pd.Categorical(sequences.labels if sequences.labels is not None
                                   else [None] * len(sequences))  # fmt: skip
     if sequences.splits is not None:
@@ -565,8 +578,8 @@ def augment(
         _warn_cropped(model, data)  # after the sequences were checked: errors come alone
     copies = np.repeat(np.arange(n), len(data) if isinstance(data, SequenceSet) else data.n_obs)
     if isinstance(data, SequenceSet):
-        sources = np.tile(np.arange(len(data)), n)
-        names = [f"{data.ids[i]}-aug{k}" for i, k in zip(sources, copies)]
+        sources, ids = np.tile(np.arange(len(data)), n), unique_ids(data)
+        names = [f"{ids[i]}-aug{k}" for i, k in zip(sources, copies)]
         return SequenceSet(names, one_hot_decode(generated))
     recipe = model.recipe
     replaced = [column for column in ("source", "copy") if column in data.obs]

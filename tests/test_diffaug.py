@@ -194,6 +194,29 @@ def test_augment_dna_writes_valid_fasta(nontata_dir, promoters_fasta, tmp_path):
     assert records[0].id.endswith("-aug0") and records[-1].id.endswith("-aug2")
 
 
+def test_repeated_sequence_ids_get_distinct_names_in_every_output(
+    nontata_dir, promoters_fasta, tmp_path
+):
+    run = tmp_path / "run"
+    trained = CliRunner().invoke(cli, ["train-dna", "nontata_small", "--gb-root",
+                                       str(nontata_dir.parent), "--epochs", "1", "--dim", "4",
+                                       "--max-len", "32", "-o", str(run)])  # fmt: skip
+    assert trained.exit_code == 0, trained.output
+    repeated = tmp_path / "same.fa"
+    records = promoters_fasta.read_text().split(">")[1:4]
+    repeated.write_text("".join(">same\n" + r.split("\n", 1)[1] for r in records))
+    out = tmp_path / "same.augmented.fa"
+    result = CliRunner().invoke(cli, ["augment", str(repeated), "--model", str(run / "model"),
+                                      "-n", "2", "-o", str(out)])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert "1 sequence ids occur more than once (same)" in result.output
+    names = [record.id for record in SeqIO.parse(out, "fasta")]
+    assert names == ["same-aug0", "same-1-aug0", "same-2-aug0",
+                     "same-aug1", "same-1-aug1", "same-2-aug1"]  # fmt: skip
+    embedded = dab.tl.embed_dna(repeated, run / "model")
+    assert list(embedded.obs_names) == ["same", "same-1", "same-2"]
+
+
 def test_augment_needs_a_diffaug_model(pbmc, tmp_path):
     dab.tl.embed(pbmc, "simclr", epochs=1).save(tmp_path / "model")
     with pytest.raises(InputError, match="no generator"):
