@@ -85,6 +85,8 @@ def make_inputs(tmp: Path, bladder_path: Path, nontata_dir: Path) -> dict[str, P
     files["no_test"] = no_test
     (tmp / "short.fa").write_text(">long\nACGTACGTAC\n>short\nACG\n")
     files["short_sequence"] = tmp / "short.fa"
+    (tmp / "tiny.fa").write_text(">long\nACGTACGTAC\n>tiny\nAC\n")
+    files["tiny_sequence"] = tmp / "tiny.fa"
     (tmp / "no_seq.csv").write_text("sequence,label\nACGT,0\nACGA,1\n")
     files["no_seq_column"] = tmp / "no_seq.csv"
     return files
@@ -236,6 +238,10 @@ CASES = {
         ["embed-dna", "{not_iupac}", "--model", "{one_hot_model}", "-o", "{tmp}/o.h5ad"],
         "sequence s2 holds characters outside the IUPAC DNA alphabet",
     ),  # the crop warning came first, a second line
+    "a sequence shorter than the model's k": (
+        ["embed-dna", "{tiny_sequence}", "--model", "{kmer_model}", "-o", "{tmp}/o.h5ad"],
+        "ambiguous bases only): tiny; remove them (the model's k is fixed)",
+    ),  # advised "lower --k", which embed-dna does not take
     "damaged model weights": (
         ["embed-dna", "{promoters}", "--model", "{damaged_model}", "-o", "{tmp}/o.h5ad"],
         "encoder.pt: cannot be read as model weights",

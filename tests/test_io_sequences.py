@@ -64,6 +64,11 @@ def test_csv_with_labels_and_splits(tmp_path):
     table.write_text("seq,label,split\nACGT,a,train\nGGCC,b,TEST\n")
     sequences = read_sequence_file(table)
     assert sequences.labels == ["a", "b"] and sequences.splits == ["train", "test"]
+    spaced = tmp_path / "spaced.csv"  # spaces after commas, a trailing one in a split value
+    spaced.write_text("id, seq, label, split\ns1, ACGT, a, train \ns2, GGCC, b, test\n")
+    sequences = read_sequence_file(spaced)
+    assert sequences.ids == ["s1", "s2"] and sequences.sequences == ["ACGT", "GGCC"]
+    assert sequences.labels == ["a", "b"] and sequences.splits == ["train", "test"]
     no_seq = tmp_path / "bad.csv"
     no_seq.write_text("sequence,label\nACGT,a\n")
     with pytest.raises(InputError, match="no 'seq' column"):

@@ -68,7 +68,8 @@ class KmerEncoding:
         return len(self.scaling.genes)
 
     def transform(self, sequences: SequenceSet) -> np.ndarray:
-        return self.scaling.transform_rows(_counts(sequences, self.k), np.arange(self.n_features))
+        counts = _counts(sequences, self.k, advice="remove them (the model's k is fixed)")
+        return self.scaling.transform_rows(counts, np.arange(self.n_features))
 
     def to_dict(self) -> dict:
         return {"kind": "kmer counts", "k": self.k, **self.scaling.to_dict()}
@@ -78,7 +79,9 @@ class KmerEncoding:
         return cls(int(config["k"]), ExpressionPreprocessing.from_dict(config))
 
 
-def _counts(sequences: SequenceSet, k: int) -> sparse.csr_matrix:
+def _counts(
+    sequences: SequenceSet, k: int, advice: str = "remove them or lower --k"
+) -> sparse.csr_matrix:
     """:func:`kmer_counts`, refusing characters outside IUPAC (as the one-hot path does) and
     sequences with no k-mer to count (nothing to embed)."""
     check_alphabet(sequences)
@@ -88,6 +91,6 @@ def _counts(sequences: SequenceSet, k: int) -> sparse.csr_matrix:
         names = [sequences.ids[i] for i in empty]
         raise InputError(
             f"{len(empty)} sequences hold no {k}-mer of A/C/G/T (shorter than {k} bases, or "
-            f"ambiguous bases only): {shown(names)}; remove them or lower --k"
+            f"ambiguous bases only): {shown(names)}; {advice}"
         )
     return counts

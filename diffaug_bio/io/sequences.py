@@ -216,7 +216,9 @@ def _read_seqio(path: Path, kind: str) -> SequenceSet:
 
 def _read_table(path: Path) -> SequenceSet:
     separator = "\t" if ".tsv" in [s.lower() for s in path.suffixes] else ","
-    table = pd.read_csv(path, sep=separator, dtype=str, keep_default_na=False)
+    # "id, seq, label" (spaces after the separators) is read as "id,seq,label"
+    table = pd.read_csv(path, sep=separator, dtype=str, keep_default_na=False,
+                        skipinitialspace=True)  # fmt: skip
     if "seq" not in table.columns:
         raise InputError(f"{path}: no 'seq' column (columns: {', '.join(map(str, table.columns))})")
     ids = table["id"].tolist() if "id" in table.columns else [f"seq{i}" for i in range(len(table))]
@@ -229,7 +231,7 @@ def _read_table(path: Path) -> SequenceSet:
         )
     splits = None
     if "split" in table.columns:
-        splits = table["split"].str.lower().tolist()
+        splits = table["split"].str.strip().str.lower().tolist()
         unknown = set(splits) - {"train", "test"}
         if unknown:
             raise InputError(f"{path}: split values must be train or test, found {sorted(unknown)}")
