@@ -87,6 +87,8 @@ def make_inputs(tmp: Path, bladder_path: Path, nontata_dir: Path) -> dict[str, P
     files["short_sequence"] = tmp / "short.fa"
     (tmp / "tiny.fa").write_text(">long\nACGTACGTAC\n>tiny\nAC\n")
     files["tiny_sequence"] = tmp / "tiny.fa"
+    (tmp / "same.fa").write_text(">a\nACGTACGTAC\n>b\nACGTACGTAC\n>c\nACGTACGTAC\n")
+    files["same_sequences"] = tmp / "same.fa"
     (tmp / "no_seq.csv").write_text("sequence,label\nACGT,0\nACGA,1\n")
     files["no_seq_column"] = tmp / "no_seq.csv"
     return files
@@ -258,6 +260,10 @@ CASES = {
         ["embed", "{constant}"],
         "constant.h5ad: all 40 cells are the same in the 30 genes used",
     ),
+    "no variation between sequences, k-mer encoder": (
+        ["train-dna", "{same_sequences}", "--encoder", "kmer", "--k", "3", "-o", "{tmp}/run"],
+        "same.fa: all 3 sequences have the same 3-mer counts; there is nothing to embed",
+    ),  # said "cells" and "genes"
     "not a tensor": (
         ["embed-dna", "{not_a_tensor}", "--model", "{kmer_model}", "-o", "{tmp}/o.h5ad"],
         "bad.pt: cannot be read as tensor",

@@ -57,6 +57,11 @@ class KmerEncoding:
         k = whole_number("--k", k, *K_RANGE)
         names = pd.Index(kmer_names(k))
         counts = _counts(sequences, k)
+        if counts.shape[0] > 1 and (counts != counts[np.zeros(counts.shape[0], int)]).nnz == 0:
+            raise InputError(
+                f"all {counts.shape[0]} sequences have the same {k}-mer counts; "
+                "there is nothing to embed"
+            )  # else the cells' recipe would say "cells" and "genes"
         scaling, prepared = ExpressionPreprocessing.fit_rows(  # log1p: what was measured
             counts, names, n_top_genes=len(names), normalisation="log1p",
             source="the k-mer count matrix",
