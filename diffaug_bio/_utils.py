@@ -45,10 +45,11 @@ def seed_everything(seed: int) -> torch.Generator:
 
 
 def mixed_precision(device: torch.device) -> contextlib.AbstractContextManager:
-    """bfloat16 autocast on CUDA GPUs that support it — matmuls and convolutions at half
-    width, losses and reductions kept in float32 by autocast, no loss scaling needed;
-    full precision everywhere else (CPU results stay exactly reproducible)."""
-    if device.type == "cuda" and torch.cuda.is_bf16_supported():
+    """bfloat16 autocast for training on CUDA GPUs that support it natively — matmuls and
+    convolutions at half width, losses and reductions kept in float32 by autocast, no loss
+    scaling needed; full precision everywhere else (CPU results stay exactly reproducible)."""
+    # emulated bf16 (pre-Ampere GPUs) is slower than float32, not faster
+    if device.type == "cuda" and torch.cuda.is_bf16_supported(including_emulation=False):
         return torch.autocast("cuda", dtype=torch.bfloat16)
     return contextlib.nullcontext()
 

@@ -461,6 +461,8 @@ def demo(outdir, **options) -> None:
 
     extra = method_options(options)
     scores = run_demo(outdir, **options, **extra)
+    if not distributed.is_main():
+        return
     click.echo(f"pbmc68k_reduced kNN-15 accuracy: {scores['knn15_accuracy']:.3f} "
                f"(shipped PCA-50: {scores['knn15_accuracy_pca50']:.3f}); "
                f"Leiden ARI {scores['leiden_ari']:.3f}")  # fmt: skip

@@ -9,9 +9,10 @@ from pathlib import Path
 
 import scanpy as sc
 
-from . import pl, tl
+from . import distributed, pl, tl
 from ._errors import InputError
 from .evaluate import knn_accuracy, leiden_scores
+from .io.files import write_text_atomic
 from .io.h5ad import write_h5ad_atomic
 
 logger = logging.getLogger("diffaug_bio")
@@ -55,9 +56,11 @@ def run_demo(
         "knn15_accuracy_pca50": knn_accuracy(adata.obsm["X_pca"][:, :50], labels),
         "leiden_ari": leiden_scores(adata.obsm[tl.DEFAULT_KEY], labels, seed=seed)["ari"],
     }
+    if not distributed.is_main():  # under torchrun the other ranks only helped to train
+        return scores
     sc.pp.neighbors(adata, use_rep=tl.DEFAULT_KEY, random_state=seed)
     sc.tl.umap(adata, random_state=seed)
     pl.umap(adata, [LABEL], outdir / "umap.png", title=f"pbmc68k_reduced, diffaug-bio ({method})")
     write_h5ad_atomic(adata, outdir / "pbmc68k_reduced.h5ad")
-    (outdir / "scores.json").write_text(json.dumps(scores, indent=1))
+    write_text_atomic(outdir / "scores.json", json.dumps(scores, indent=1))
     return scores

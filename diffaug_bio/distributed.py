@@ -19,6 +19,8 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
+from ._errors import InputError
+
 logger = logging.getLogger("diffaug_bio")
 
 
@@ -31,8 +33,15 @@ def setup(device: torch.device) -> torch.device:
     """Join the process group once; return this rank's device (``cuda:LOCAL_RANK`` on GPUs)."""
     if not requested():
         return device
+    if device.type == "mps":  # gloo moves CPU tensors only, nccl CUDA ones
+        raise InputError(
+            "torchrun trains on CUDA GPUs (nccl) or CPUs (gloo), not on Apple MPS: "
+            "pass --device cpu, or run without torchrun to use MPS"
+        )
     if device.type == "cuda":
-        device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+        # a launcher may show each process only its own GPU(s), numbered from 0
+        local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+        device = torch.device("cuda", local_rank % torch.cuda.device_count())
         torch.cuda.set_device(device)
     if not dist.is_initialized():
         dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
@@ -51,7 +60,9 @@ def world_size() -> int:
 
 
 def rank() -> int:
-    return dist.get_rank() if dist.is_initialized() else 0
+    """This process's rank; before the process group exists (a command that trains nothing,
+    run under torchrun), the launcher's ``RANK``."""
+    return dist.get_rank() if dist.is_initialized() else int(os.environ.get("RANK", "0"))
 
 
 def is_main() -> bool:
@@ -63,8 +74,13 @@ def wrap(module: nn.Module) -> nn.Module:
     """``module`` in DistributedDataParallel when several processes train, else itself."""
     if world_size() == 1:
         return module
-    # BatchNorm statistics stay per rank: broadcasting them from rank 0 would add a
-    # collective to every forward pass
+    if dist.get_backend() == "nccl":
+        # BatchNorm over the global batch: per-GPU statistics would let a positive pair (both
+        # views on one GPU) be told apart from negatives gathered from the others by their
+        # normalisation, and would leave each GPU with its own running statistics. SyncBatchNorm
+        # works on GPUs only, so under gloo (CPU) the statistics stay per process.
+        module = nn.SyncBatchNorm.convert_sync_batchnorm(module)
+    # buffers are not broadcast from rank 0: it would add a collective to every forward pass
     return nn.parallel.DistributedDataParallel(module, broadcast_buffers=False)
 
 
@@ -140,7 +156,8 @@ def gather_together(*tensors: torch.Tensor) -> tuple[torch.Tensor, ...]:
     if world_size() == 1:
         return tensors
     widths = [t[0].numel() for t in tensors]
-    packed = torch.cat([t.reshape(len(t), -1).double() for t in tensors], dim=1)
+    device = tensors[0].device  # item numbers come from the CPU, embeddings from the GPU
+    packed = torch.cat([t.reshape(len(t), -1).to(device, torch.float64) for t in tensors], 1)
     gathered = gather(packed)
     parts = gathered.split(widths, dim=1)
     return tuple(part.reshape(-1, *t.shape[1:]).to(t.dtype) for part, t in zip(parts, tensors))

@@ -31,7 +31,7 @@ from .io.expression import (
     get_matrix,
     sample_rows,
 )
-from .io.files import check_output
+from .io.files import check_output, write_text_atomic
 from .io.genomic_benchmarks import load_dna_dataset
 from .io.h5ad import (
     H5AD_SUFFIXES,
@@ -354,9 +354,7 @@ class DNATrainingResult:
             ) from error
         write_h5ad_atomic(self.adata, outdir / "embeddings.h5ad")
         self.model.save(outdir / "model")
-        temporary = outdir / ".metrics.json.tmp"
-        temporary.write_text(json.dumps(self.metrics, indent=1))
-        os.replace(temporary, outdir / "metrics.json")
+        write_text_atomic(outdir / "metrics.json", json.dumps(self.metrics, indent=1))
         return outdir
 
 

@@ -148,8 +148,9 @@ class ContrastiveTrainer:
 def embed(
     encoder: nn.Module, data: torch.Tensor, device: torch.device, batch_size: int = 2048
 ) -> np.ndarray:
-    """Embed ``data`` in evaluation mode, batch by batch; float32 NumPy (n, dim)."""
+    """Embed ``data`` in evaluation mode, batch by batch; float32 NumPy (n, dim). In full
+    precision on every device (one forward pass costs little), so a saved model applied
+    later, on the CPU say, gives the embedding its training run wrote, not a bf16 one."""
     encoder.eval()
-    with mixed_precision(device):
-        chunks = [encoder(batch.to(device)).float().cpu() for batch in data.split(batch_size)]
+    chunks = [encoder(batch.to(device)).float().cpu() for batch in data.split(batch_size)]
     return torch.cat(chunks).numpy()

@@ -114,3 +114,72 @@ def test_torchrun_refuses_a_batch_smaller_than_the_processes(bladder_path, tmp_p
     assert result.returncode != 0
     assert "--batch-size 2 is smaller than the 3 processes that share each batch" in result.stderr
     assert not (tmp_path / "out.h5ad").exists()
+
+
+# The GPU paths cannot run on this project's CPU machine; these check the decisions they
+# rest on, with torch's placeholders where a second device is needed.
+
+
+def test_gather_together_joins_item_numbers_from_the_cpu_with_embeddings_elsewhere(monkeypatch):
+    # on CUDA the embeddings live on the GPU and the batch's item numbers on the CPU
+    monkeypatch.setattr(distributed, "world_size", lambda: 2)
+    monkeypatch.setattr(distributed, "gather", lambda packed: torch.cat([packed, packed]))
+    z = torch.empty(4, 3, device="meta")  # a device other than the CPU
+    index = torch.arange(4)
+    gathered_z, gathered_index = distributed.gather_together(z, index)
+    assert gathered_z.shape == (8, 3) and gathered_index.shape == (8,)
+    assert gathered_z.device.type == gathered_index.device.type == "meta"
+
+
+def test_batchnorm_is_synchronised_across_gpus_only(monkeypatch):
+    wrapped = {}
+    monkeypatch.setattr(distributed, "world_size", lambda: 2)
+    monkeypatch.setattr(torch.nn.parallel, "DistributedDataParallel",
+                        lambda module, **kwargs: wrapped.setdefault("module", module))  # fmt: skip
+    for backend, expected in (("nccl", torch.nn.SyncBatchNorm), ("gloo", torch.nn.BatchNorm1d)):
+        monkeypatch.setattr(torch.distributed, "get_backend", lambda backend=backend: backend)
+        wrapped.clear()
+        distributed.wrap(build_encoder("mlp", 6, 4, (16, 8)))
+        norms = [m for m in wrapped["module"].modules() if "BatchNorm" in type(m).__name__]
+        assert norms and all(type(m) is expected for m in norms), backend
+
+
+def test_torchrun_refuses_mps_which_neither_backend_moves(monkeypatch):
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    with pytest.raises(dab.InputError, match="not on Apple MPS: pass --device cpu"):
+        distributed.setup(torch.device("mps"))
+
+
+def test_only_rank_0_writes_when_nothing_trains_under_torchrun(monkeypatch):
+    # embed --model, embed-dna, augment: no process group is joined, the launcher's RANK tells
+    monkeypatch.setenv("RANK", "1")
+    assert not distributed.is_main()
+    monkeypatch.setenv("RANK", "0")
+    assert distributed.is_main()
+
+
+def test_no_bf16_autocast_on_gpus_that_only_emulate_it(monkeypatch):
+    from diffaug_bio._utils import mixed_precision
+
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported",
+                        lambda including_emulation=True: including_emulation)  # fmt: skip
+    assert mixed_precision(torch.device("cuda")).__class__.__name__ == "nullcontext"
+
+
+def test_embedding_runs_in_full_precision_where_training_uses_autocast(monkeypatch):
+    # a saved model applied on the CPU must give the embedding its GPU training run wrote
+    from diffaug_bio import train
+
+    seen = []
+
+    class Recorder(torch.nn.Module):
+        def forward(self, x):
+            seen.append(torch.is_autocast_enabled("cpu"))
+            return x
+
+    monkeypatch.setattr(train, "mixed_precision",
+                        lambda device: torch.autocast("cpu", dtype=torch.bfloat16))  # fmt: skip
+    with train.mixed_precision(torch.device("cpu")):
+        Recorder()(torch.ones(2, 3))
+    train.embed(Recorder(), torch.ones(2, 3), torch.device("cpu"))
+    assert seen == [True, False]

@@ -126,3 +126,9 @@ def _umask() -> int:
     mask = os.umask(0)
     os.umask(mask)
     return mask
+
+
+def write_text_atomic(path: str | os.PathLike, text: str) -> None:
+    """Write ``text`` to ``path`` through :func:`atomic_replacement` (JSON scores, metrics)."""
+    with atomic_replacement(path) as temporary:
+        Path(temporary).write_text(text)

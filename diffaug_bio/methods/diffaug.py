@@ -167,7 +167,10 @@ class DiffAug(Method):
         denoiser = self.modality.denoiser(space.dim, condition_dim, self.modality.denoiser_width)
         schedule = make_schedule(options.process, options.timesteps, options.schedule)
         dropout = CONDITION_DROPOUT if options.guidance > 0 else 0.0
-        return ConditionalDiffusion(denoiser, schedule, space, condition_dropout=dropout)
+        diffusion = ConditionalDiffusion(denoiser, schedule, space, condition_dropout=dropout)
+        # on the training device before a resumed run restores its optimiser's state, which
+        # lands on the parameters' device (moving the model later would leave it behind)
+        return diffusion.to(trainer.device)
 
     @staticmethod
     def _embedding(trainer: ContrastiveTrainer):
