@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import numbers
 import operator
 import os
 import re
@@ -39,6 +40,15 @@ def reason(error: BaseException) -> str:
     lines mid-sentence; nor the whole: its advice names Python calls, not options."""
     text = " ".join(str(error).split())
     return re.split(r"(?<=\.) ", text, maxsplit=1)[0] or type(error).__name__
+
+
+def real_number(name: str, value: object) -> float:
+    """``value`` as a Python float (NumPy floats too, which JSON and ``uns`` would otherwise
+    keep as NumPy scalars), or an InputError naming ``name``; strings, bools and None are
+    refused."""
+    if isinstance(value, numbers.Real) and not isinstance(value, bool):
+        return float(value)
+    raise InputError(f"{name} must be a number, got {value!r}")
 
 
 def whole_number(name: str, value: object, minimum: int, maximum: int | None = None) -> int:

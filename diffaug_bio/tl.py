@@ -520,11 +520,14 @@ def _dna_input_params(model: EmbeddingModel) -> dict:
 
 
 def embed_dna(
-    sequences: str | os.PathLike | SequenceSet,
+    sequences: str | os.PathLike | SequenceSet | Sequence[str] | Mapping[str, str],
     model: EmbeddingModel | str | os.PathLike,
     device: str = "auto",
 ) -> ad.AnnData:
-    """Embed sequences (a file path or SequenceSet) with a saved DNA model."""
+    """Embed sequences with a saved DNA model (or its folder): a FASTA/FASTQ/CSV/TSV path, a
+    SequenceSet, a list of sequences, or a dict / pandas Series of them by name. Returns an
+    AnnData of the sequences (obs_names their ids) with ``obsm["X_diffaug"]`` and
+    ``uns["diffaug"]["params"]``."""
     model = _load(model, "dna")
     if not isinstance(sequences, SequenceSet | str | os.PathLike):  # a list, a Series
         sequences = SequenceSet.of(sequences)
@@ -540,7 +543,7 @@ def embed_dna(
 
 
 def augment(
-    data: ad.AnnData | SequenceSet | str | os.PathLike,
+    data: ad.AnnData | SequenceSet | Sequence[str] | Mapping[str, str] | str | os.PathLike,
     model: EmbeddingModel | str | os.PathLike,
     n: int = 1,
     seed: int = 0,
@@ -556,9 +559,12 @@ def augment(
     ``uns["diffaug"]["params"]["normalisation"]``; points of its 50-component principal
     manifold, so without cell-level noise outside it), obs copied from the source cell plus
     ``source`` and ``copy``.
-    Sequences → a SequenceSet of valid A/C/G/T sequences named ``ID-augK``.
+    Sequences (a path, a SequenceSet, or sequences as :func:`embed_dna` takes them) → a
+    SequenceSet of valid A/C/G/T sequences named ``ID-augK``.
     ``layer`` and ``align_genes`` (cells) read the input as :func:`embed` does with a model.
     """
+    if not isinstance(data, ad.AnnData | SequenceSet | str | os.PathLike):  # a list, a Series
+        data = SequenceSet.of(data)
     source = data if isinstance(data, str | os.PathLike) else None
     with naming(source):
         if isinstance(data, str | os.PathLike):

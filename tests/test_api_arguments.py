@@ -136,10 +136,46 @@ def test_sequences_as_a_list_or_series_and_a_training_result_as_the_model(promot
     np.testing.assert_allclose(from_list.obsm["X_diffaug"], from_file, atol=1e-6)
     np.testing.assert_allclose(from_series.obsm["X_diffaug"], from_file, atol=1e-6)
     assert list(from_series.obs_names[:2]) == ["r0", "r1"]
+    by_name = dict(zip(series.index, series))  # a dict, named by its keys (were the sequences)
+    from_dict = dab.tl.embed_dna(by_name, result.model)
+    np.testing.assert_allclose(from_dict.obsm["X_diffaug"], from_file, atol=1e-6)
+    assert list(from_dict.obs_names) == list(series.index)
     with pytest.raises(InputError, match="give an EmbeddingModel or a saved model's folder"):
         dab.tl.embed_dna(records.sequences, {"not": "a model"})
     with pytest.raises(InputError, match="2 sequences but 1 ids"):
         dab.io.SequenceSet(["a"], ["ACGT", "ACGA"])
+
+
+def test_augment_takes_sequences_as_embed_dna_does(promoters_fasta):
+    result = dab.tl.train_dna(str(promoters_fasta), max_len=8, dim=4, epochs=2, rounds=1)
+    sequences = dab.io.read_sequence_file(promoters_fasta).sequences[:5]
+    from_list = dab.tl.augment(sequences, result.model, n=2)  # was: "give it sequences"
+    from_set = dab.tl.augment(dab.io.SequenceSet.of(sequences), result.model, n=2)
+    assert from_list.sequences == from_set.sequences and len(from_list) == 10
+    assert from_list.ids[:2] == ["seq0-aug0", "seq1-aug0"]
+    named = dab.tl.augment(dict(zip("ab", sequences[:2])), result.model)
+    assert named.ids == ["a-aug0", "b-aug0"]
+
+
+def test_numpy_float_options_are_recorded_as_python_floats(pbmc):
+    model = dab.tl.embed(pbmc, "diffaug", epochs=2, dim=4, noise_level=np.float32(0.25))
+    params = pbmc.uns["diffaug"]["params"]
+    assert type(params["noise_level"]) is float and params["noise_level"] == 0.25
+    json.dumps(params)  # was: "Object of type float32 is not JSON serializable"
+    assert model.training["noise_level"] == 0.25
+    with pytest.raises(InputError, match=re.escape("--noise-level must be a number, got '0.4'")):
+        dab.tl.embed(pbmc, "diffaug", epochs=1, noise_level="0.4")  # was: a TypeError
+
+
+def test_float16_counts_embed_as_the_same_values_in_float32(bladder):
+    half = bladder[:60].copy()
+    half.X = (half.X.toarray() * 40).astype(np.float16)  # gene totals past float16's 65504
+    single = half.copy()
+    single.X = half.X.astype(np.float32)
+    for adata in (half, single):
+        dab.tl.embed(adata, "simclr", epochs=1, dim=4, n_top_genes=100)
+    assert np.isfinite(half.obsm["X_diffaug"]).all()  # was: NaN gene shares, then an error
+    np.testing.assert_array_equal(half.obsm["X_diffaug"], single.obsm["X_diffaug"])
 
 
 def test_prepared_input_of_the_wrong_width_is_named(pbmc):

@@ -57,6 +57,7 @@ def make_inputs(tmp: Path, bladder_path: Path, nontata_dir: Path) -> dict[str, P
     files["all_zero"] = cells_file(tmp / "all_zero.h5ad", np.zeros((40, 30)))
     files["log_values"] = cells_file(tmp / "log_values.h5ad", np.log1p(counts()))
     files["one_cell"] = cells_file(tmp / "one_cell.h5ad", counts(1))
+    files["not_log"] = cells_file(tmp / "not_log.h5ad", counts() * 37.5)  # normalised, no log
     files["constant"] = cells_file(tmp / "constant.h5ad", np.full((40, 30), 1.5))
     repeated = ad.read_h5ad(cells_file(tmp / "repeated_genes.h5ad", counts()))
     repeated.var_names = ["g0", "g0", *repeated.var_names[2:]]
@@ -264,6 +265,12 @@ CASES = {
         ["train-dna", "{same_sequences}", "--encoder", "kmer", "--k", "3", "-o", "{tmp}/run"],
         "same.fa: all 3 sequences have the same 3-mer counts; there is nothing to embed",
     ),  # said "cells" and "genes"
+    "values not on a log scale, with genes to choose": (
+        ["embed", "{not_log}", "--n-top-genes", "10"],
+        "not_log.h5ad: the values of X reach 375: not a log scale, which choosing highly "
+        "variable genes assumes; run sc.pp.log1p on them, give raw counts (--layer), or keep "
+        "all 30 features with --n-top-genes",
+    ),  # scanpy's expm1 overflowed: an internal error
     "not a tensor": (
         ["embed-dna", "{not_a_tensor}", "--model", "{kmer_model}", "-o", "{tmp}/o.h5ad"],
         "bad.pt: cannot be read as tensor",

@@ -2,12 +2,14 @@
 
 import anndata as ad
 import numpy as np
+import pandas as pd
 import pytest
 from click.testing import CliRunner
 
 import diffaug_bio as dab
 from diffaug_bio import InputError
 from diffaug_bio.cli import cli
+from diffaug_bio.io.tables import read_feature_table
 
 
 def run(*args: object):
@@ -35,6 +37,18 @@ def test_a_feature_table_embeds_like_the_same_matrix_in_an_h5ad(pbmc, tmp_path, 
 
     dab.tl.embed(cells, "simclr", epochs=2, dim=8)  # the same matrix, straight from AnnData
     np.testing.assert_allclose(written.obsm["X_diffaug"], cells.obsm["X_diffaug"], atol=1e-5)
+
+
+def test_a_table_written_by_pandas_with_its_index_reads_the_index_as_row_names(tmp_path):
+    values = np.random.default_rng(0).random((6, 3))
+    frame = pd.DataFrame(values, columns=["a", "b", "c"], index=[f"s{i}" for i in range(6)])
+    frame.to_csv(tmp_path / "named.csv")  # the index as a first column with no header
+    pd.DataFrame(values, columns=["a", "b", "c"]).to_csv(tmp_path / "numbered.csv")
+    for name, rows in (("named", list(frame.index)), ("numbered", [str(i) for i in range(6)])):
+        adata = read_feature_table(tmp_path / f"{name}.csv")
+        assert list(adata.var_names) == ["a", "b", "c"]  # the row number was a feature
+        assert list(adata.obs_names) == rows
+        np.testing.assert_allclose(adata.X, values, rtol=1e-6)
 
 
 @pytest.mark.parametrize(

@@ -43,6 +43,9 @@ NORMALISATIONS = ("log1p", "pearson")
 DEFAULT_NORMALISATION = "pearson"
 """Measured on mouse bladder (benchmarks/RESULTS.md): every method's kNN-15 is 2.4 (diffaug)
 to 5.9 (simclr) points higher on Pearson residuals than on log1p."""
+LOG_SCALE_LIMIT = float(np.log(np.finfo(np.float32).max))
+"""Above e^88.7 float32 overflows: values this large are not log-scale, and scanpy's seurat
+gene selection, which takes expm1 of them, fails on them."""
 PEARSON_THETA = 100.0
 """The negative binomial's overdispersion in Pearson residuals (scanpy's default)."""
 RESIDUAL_ROWS = 2048
@@ -295,6 +298,13 @@ class ExpressionPreprocessing:
         genes = list(map(str, var_names))
         non_negative = _values(matrix).min(initial=0) >= 0
         if len(genes) > n_top_genes and non_negative:
+            largest = _values(matrix).max(initial=0)
+            if largest > LOG_SCALE_LIMIT:
+                raise InputError(
+                    f"the values of {matrix_name(layer)} reach {largest:.4g}: not a log scale, "
+                    "which choosing highly variable genes assumes; run sc.pp.log1p on them, give "
+                    f"raw counts (--layer), or keep all {len(genes)} features with --n-top-genes"
+                )
             scratch = ad.AnnData(matrix, var=pd.DataFrame(index=pd.Index(genes)))
             sc.pp.highly_variable_genes(scratch, n_top_genes=n_top_genes, flavor="seurat")
             matrix, genes = _keep_highly_variable(matrix, genes, scratch)
@@ -322,7 +332,7 @@ class ExpressionPreprocessing:
                 theta=PEARSON_THETA,
             )  # fmt: skip
             counts, genes = _keep_highly_variable(counts, genes, scratch)
-        totals = np.asarray(counts.sum(axis=0), dtype=np.float64).ravel()
+        totals = np.asarray(counts.sum(axis=0, dtype=np.float64)).ravel()  # float16 overflows
         recipe = cls(
             genes=genes, layer=layer, normalisation="pearson",
             gene_fraction=(totals / totals.sum()).astype(np.float32),

@@ -16,7 +16,7 @@ from __future__ import annotations
 import gzip
 import logging
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -73,10 +73,12 @@ class SequenceSet:
                 )
 
     @classmethod
-    def of(cls, sequences: Sequence[str]) -> SequenceSet:
-        """Bare sequences (a list, a pandas Series), named seq0, seq1, … (a Series: its index)."""
-        if isinstance(sequences, pd.Series):
-            return cls([str(i) for i in sequences.index], [str(s) for s in sequences])
+    def of(cls, sequences: Sequence[str] | Mapping[str, str] | pd.Series) -> SequenceSet:
+        """Bare sequences: a list (named seq0, seq1, …), or a dict or pandas Series (named by
+        its keys or index)."""
+        if isinstance(sequences, Mapping | pd.Series):
+            named = list(sequences.items())
+            return cls([str(name) for name, _ in named], [str(s) for _, s in named])
         return cls([f"seq{i}" for i in range(len(sequences))], [str(s) for s in sequences])
 
     def __len__(self) -> int:

@@ -4,6 +4,7 @@ go through the same ``embed`` as ``.h5ad`` files."""
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -16,6 +17,11 @@ from .._errors import InputError, reason, shown
 from .files import check_readable
 
 TABLE_SUFFIXES = {".csv": ",", ".tsv": "\t", ".tab": "\t"}
+UNNAMED_FIRST = "Unnamed: 0"
+"""What pandas calls a first column with an empty header, as ``DataFrame.to_csv`` writes
+the index."""
+
+logger = logging.getLogger("diffaug_bio")
 
 
 def table_separator(path: str | os.PathLike) -> str | None:
@@ -34,7 +40,8 @@ def read_feature_table(
 ) -> ad.AnnData:
     """One sample per row: ``obs_columns`` (and ``index_column``, the row names) become
     ``obs``, every other column must be numeric and becomes a feature of ``X`` (float32).
-    A non-numeric column that is not named is an error naming it, never silently dropped."""
+    A non-numeric column that is not named is an error naming it, never silently dropped. A
+    first column with no header (``DataFrame.to_csv``'s index) gives the row names."""
     path = check_readable(path)
     separator = table_separator(path)
     if separator is None:
@@ -43,6 +50,9 @@ def read_feature_table(
         table = pd.read_csv(path, sep=separator)
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as error:
         raise InputError(f"{path}: cannot be read as a table ({reason(error)})") from error
+    if index_column is None and len(table.columns) and table.columns[0] == UNNAMED_FIRST:
+        index_column = UNNAMED_FIRST  # pandas' to_csv writes the row names so: not a feature
+        logger.info("%s: the first column has no header: read as the sample names", path)
     named = [*obs_columns, *([index_column] if index_column else [])]
     unknown = [column for column in named if column not in table.columns]
     if unknown:

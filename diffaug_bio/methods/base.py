@@ -8,7 +8,7 @@ from typing import ClassVar, get_args, get_type_hints
 
 import torch
 
-from .._errors import InputError, whole_number
+from .._errors import InputError, real_number, whole_number
 from ..contrastive.losses import LossFn, get_loss
 from ..diffusion import ConditionalDiffusion
 from ..io.expression import DEFAULT_N_TOP_GENES
@@ -25,13 +25,15 @@ class MethodOptions:
     """InfoNCE temperature; None: ``INFONCE_TEMPERATURE``."""
 
     def __post_init__(self) -> None:
-        get_loss(self.loss, self.temperature)
         hints = get_type_hints(type(self))
-        for option in fields(self):  # every int option is a count: a whole number ≥ 1
+        for option in fields(self):  # int options are counts (whole, ≥ 1); floats numbers
             value, hint = getattr(self, option.name), hints[option.name]
+            name = "--" + option.name.replace("_", "-")
             if int in (hint, *get_args(hint)) and value is not None:
-                name = "--" + option.name.replace("_", "-")
                 setattr(self, option.name, whole_number(name, value, 1))
+            elif float in (hint, *get_args(hint)) and value is not None:
+                setattr(self, option.name, real_number(name, value))
+        get_loss(self.loss, self.temperature)
 
 
 class Method(ABC):
