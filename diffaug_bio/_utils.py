@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import random
 import sys
-from collections.abc import Iterable, Iterator
-from typing import TypeVar
+from collections.abc import Callable, Iterable, Iterator
+from typing import ParamSpec, TypeVar
 
 import numpy as np
 import torch
@@ -18,6 +19,8 @@ from ._errors import InputError
 logger = logging.getLogger("diffaug_bio")
 
 T = TypeVar("T")
+P = ParamSpec("P")
+R = TypeVar("R")
 
 _progress_enabled = True
 
@@ -28,9 +31,17 @@ def set_progress(enabled: bool) -> None:
     _progress_enabled = enabled
 
 
+def _in_notebook() -> bool:
+    """Whether this runs in a Jupyter kernel, whose stderr shows bars but is no terminal."""
+    ipython = sys.modules.get("IPython")
+    shell = ipython.get_ipython() if ipython is not None else None
+    return type(shell).__name__ == "ZMQInteractiveShell"
+
+
 def progress(iterable: Iterable[T], desc: str, total: int | None = None) -> Iterator[T]:
-    """A tqdm bar that stays silent when output is not a terminal or when progress is off."""
-    disable = not _progress_enabled or not sys.stderr.isatty()
+    """A tqdm bar (a widget in Jupyter, through tqdm.auto) that stays silent when output goes
+    to a file or a pipe, or when progress is off."""
+    disable = not _progress_enabled or not (sys.stderr.isatty() or _in_notebook())
     yield from tqdm(iterable, desc=desc, total=total, disable=disable, leave=False)
 
 
@@ -42,6 +53,44 @@ def seed_everything(seed: int) -> torch.Generator:
     generator = torch.Generator()
     generator.manual_seed(seed)
     return generator
+
+
+def keeps_torch_threads(function: Callable[P, R]) -> Callable[P, R]:
+    """Decorate a function that calls scanpy: torch's thread count comes back after it.
+
+    The first parallel numba function of a process (scanpy's ``normalize_total``, gene
+    selection, neighbours) starts numba's OpenMP threads, which raises the OpenMP thread
+    count torch follows to every core: under ``OMP_NUM_THREADS=1`` — and under torchrun,
+    which sets it to 1 per process — training ran on two threads here, two ranks on two
+    cores each."""
+
+    @functools.wraps(function)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        threads = torch.get_num_threads()
+        try:
+            return function(*args, **kwargs)
+        finally:
+            torch.set_num_threads(threads)
+
+    return wrapper
+
+
+def keeps_global_random_state(function: Callable[P, R]) -> Callable[P, R]:
+    """Decorate a function that calls :func:`seed_everything`: the caller's Python, NumPy and
+    torch (CPU) random states come back after it, so training in a notebook does not restart
+    the user's own ``np.random`` or ``torch.rand`` streams."""
+
+    @functools.wraps(function)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        python_state, numpy_state = random.getstate(), np.random.get_state()
+        with torch.random.fork_rng(devices=[]):
+            try:
+                return function(*args, **kwargs)
+            finally:
+                random.setstate(python_state)
+                np.random.set_state(numpy_state)
+
+    return wrapper
 
 
 def mixed_precision(device: torch.device) -> contextlib.AbstractContextManager:

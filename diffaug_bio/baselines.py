@@ -12,6 +12,7 @@ import scanpy as sc
 from scipy import sparse
 
 from ._errors import InputError
+from ._utils import keeps_torch_threads
 from .io.expression import (
     PEARSON_THETA,
     check_normalisation,
@@ -21,6 +22,7 @@ from .io.expression import (
 from .io.kmers import kmer_counts
 
 
+@keeps_torch_threads
 def pca_embedding(
     adata: ad.AnnData,
     layer: str | None = None,

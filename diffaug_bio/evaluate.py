@@ -19,6 +19,8 @@ from sklearn.neighbors import KNeighborsClassifier
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
+from ._utils import keeps_torch_threads
+
 
 def _folds(labels: np.ndarray, folds: int, seed: int) -> StratifiedKFold:
     smallest = np.unique(labels, return_counts=True)[1].min()
@@ -62,6 +64,7 @@ def linear_probe(
     return float(probe.score(test_embedding, np.asarray(test_labels)))
 
 
+@keeps_torch_threads
 def leiden_clusterings(
     embedding: np.ndarray,
     resolutions: Sequence[float] = (0.3, 0.5, 1.0),

@@ -22,7 +22,7 @@ import torch
 
 from . import __version__, distributed
 from ._errors import InputError, reason, whole_number
-from ._utils import progress, resolve_device, seed_everything
+from ._utils import keeps_global_random_state, progress, resolve_device, seed_everything
 from .checkpoint import Checkpoints, data_digest
 from .diffusion import ConditionalDiffusion
 from .encoders import build_encoder, projection_head
@@ -85,6 +85,16 @@ class EmbeddingModel:
         self.encoder: torch.nn.Module | None = None
         self.diffusion: ConditionalDiffusion | None = None
 
+    def __repr__(self) -> str:
+        """What a notebook cell ending in ``dab.tl.embed(...)`` shows."""
+        inputs = f"{self.n_features} features" if self.n_features else "one-hot sequences"
+        training = self.training
+        state = f"{training['method']}, {training['epochs']} epochs" if training else "untrained"
+        return (
+            f"EmbeddingModel({self.modality.name}: {inputs} → {self.encoder_kind} encoder → "
+            f"{self.dim} dims; {state})"
+        )
+
     @classmethod
     def for_expression(cls, recipe: ExpressionPreprocessing, dim: int | None = None):
         return cls("expression", recipe, "mlp", dim)
@@ -103,6 +113,7 @@ class EmbeddingModel:
     def _new_encoder(self) -> torch.nn.Module:
         return build_encoder(self.encoder_kind, self.n_features, self.dim, self.encoder_hidden)
 
+    @keeps_global_random_state
     def fit(
         self,
         data: np.ndarray | torch.Tensor,

@@ -12,6 +12,8 @@ import scanpy as sc
 
 from ._errors import InputError, shown
 
+__all__ = ["umap"]
+
 
 def umap(
     adata: ad.AnnData,
@@ -24,7 +26,8 @@ def umap(
     color = [color] if isinstance(color, str) else list(color)
     if "X_umap" not in adata.obsm:
         raise InputError("no UMAP to draw: run sc.tl.umap(adata) first")
-    unknown = [key for key in color if key not in adata.obs and key not in adata.var_names]
+    genes = adata.raw.var_names if adata.raw is not None else adata.var_names  # as scanpy
+    unknown = [key for key in color if key not in adata.obs and key not in genes]
     if unknown or not color:
         raise InputError(f"color: give obs columns or genes; not found: {shown(unknown)}")
     path = Path(path)

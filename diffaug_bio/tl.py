@@ -54,6 +54,17 @@ from .methods import DEFAULT_METHOD, build_method, get_method
 from .modality import DNA, DNA_KMERS
 from .model import EmbeddingModel
 
+__all__ = [
+    "DEFAULT_KEY",
+    "DNATrainingResult",
+    "augment",
+    "augment_file",
+    "embed",
+    "embed_dna",
+    "embed_file",
+    "train_dna",
+]
+
 logger = logging.getLogger("diffaug_bio")
 
 DEFAULT_KEY = "X_diffaug"
@@ -149,7 +160,9 @@ def embed(
     ``"log1p"`` (normalize_total + log1p). Input that is not counts is used as it is (naming
     a normalisation is then an error).
     ``train_cells``: train on a random sample of this many cells (None: all), embed all.
-    ``batch_size``: cells per training step (None: 256).
+    ``epochs`` (None: 100), ``dim`` (None: 50), ``batch_size`` (None: 256, also the
+    negatives per cell); ``seed`` fixes every random choice (same seed and thread count, same
+    embedding on the CPU).
     ``align_genes`` (with ``model``): genes of the model missing from ``adata`` get their
     training mean, with a warning naming them, instead of an error. With ``model``,
     ``layer`` names where ``adata`` keeps what the model was trained on (None: where the
@@ -278,7 +291,8 @@ def embed_file(
     (``.h5ad`` only) never loads the matrix: the model trains on a random sample of
     ``train_cells`` cells (default 20,000) read block by block, every cell is embedded a
     block at a time, and ``obsm`` / ``uns`` are written into a copy of the file, so memory
-    stays flat as the number of cells grows. ``options`` go to :func:`embed`."""
+    stays flat as the number of cells grows. ``options`` go to :func:`embed`. Returns the
+    model (trained, or ``model`` loaded)."""
     check_key(key_added)
     destination = Path(output) if output is not None else default_output(path)
     fitted = _load(model, "expression") if model is not None else None
@@ -430,7 +444,14 @@ def train_dna(
     ``kmer``: an MLP on each sequence's k-mer counts (``k``, default 7), trained as cells
     are. ``fit_on``: the encoder learns from the ``train`` split or from ``all`` sequences.
     ``batch_size``: sequences per training step (None: 128; 256 for ``kmer``).
-    ``checkpoints``: as for :func:`embed`."""
+    ``epochs`` / ``dim`` (None): 20 / 128 for one-hot encoders, 100 / 50 for ``kmer``.
+    ``checkpoints``: as for :func:`embed`.
+
+    Returns a :class:`DNATrainingResult`: ``.model`` (an :class:`EmbeddingModel` for
+    :func:`embed_dna` / :func:`augment`), ``.adata`` (every sequence, ``obs["split"]`` and
+    ``obs["label"]``, ``obsm["X_diffaug"]``) and ``.metrics`` (split sizes, ``train_seconds``,
+    ``linear_probe_accuracy``: None without labels, a test split or two classes in the train
+    split); ``.save(outdir)`` writes them."""
     start = time.perf_counter()
     if encoder not in DNA_ENCODERS:
         raise InputError(f"unknown DNA encoder {encoder!r}: choose cnn, transformer or kmer")

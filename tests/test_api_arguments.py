@@ -6,11 +6,13 @@ from __future__ import annotations
 
 import json
 import re
+import sys
 
 import anndata as ad
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 
 import diffaug_bio as dab
 from diffaug_bio import InputError
@@ -195,3 +197,42 @@ def test_umap_takes_one_key_and_names_what_is_missing(pbmc, tmp_path):
     del pbmc.obsm["X_umap"]
     with pytest.raises(InputError, match=re.escape("run sc.tl.umap(adata) first")):
         dab.pl.umap(pbmc, "bulk_labels", tmp_path / "w.png")
+
+
+def test_training_leaves_the_callers_random_streams_where_they_were(pbmc):
+    np.random.seed(7)
+    torch.manual_seed(7)
+    expected = np.random.rand(), torch.rand(1).item()
+    np.random.seed(7)
+    torch.manual_seed(7)
+    model = dab.tl.embed(pbmc, "simclr", epochs=1, dim=4, seed=3)  # seeds every generator
+    assert (np.random.rand(), torch.rand(1).item()) == expected  # were restarted at seed 3
+    again = pbmc.copy()
+    dab.tl.embed(again, "simclr", epochs=1, dim=4, seed=3)
+    np.testing.assert_array_equal(again.obsm["X_diffaug"], pbmc.obsm["X_diffaug"])
+    assert repr(model) == (
+        "EmbeddingModel(expression: 765 features → mlp encoder → 4 dims; simclr, 1 epochs)"
+    )
+
+
+def test_progress_bars_show_in_jupyter_whose_stderr_is_no_terminal(monkeypatch):
+    from diffaug_bio import _utils
+
+    class ZMQInteractiveShell:  # the Jupyter kernel's shell, by name
+        pass
+
+    shown = []
+    monkeypatch.setattr(_utils, "tqdm", lambda iterable, **kwargs: shown.append(kwargs) or [])
+    monkeypatch.setattr("sys.stderr.isatty", lambda: False)
+    list(_utils.progress(range(3), "epochs"))
+    ipython = type("IPython", (), {"get_ipython": staticmethod(ZMQInteractiveShell)})
+    monkeypatch.setitem(sys.modules, "IPython", ipython)
+    list(_utils.progress(range(3), "epochs"))
+    assert [kwargs["disable"] for kwargs in shown] == [True, False]
+
+
+def test_umap_colours_by_genes_kept_only_in_raw_as_scanpy_does(pbmc, tmp_path):
+    subset = pbmc[:, :700].copy()  # raw keeps all 765 genes
+    gene = subset.raw.var_names[-1]
+    assert gene not in subset.var_names
+    assert dab.pl.umap(subset, gene, tmp_path / "raw.png").stat().st_size > 0

@@ -1,4 +1,7 @@
 import json
+import os
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -119,3 +122,20 @@ def test_loading_a_model_of_the_other_modality_is_refused(pbmc, nontata_dir, tmp
         dab.tl.embed_dna(nontata_dir.parent / "promoters_small.fa", tmp_path / "cells")
     with pytest.raises(InputError, match="not a diffaug-bio model"):
         dab.EmbeddingModel.load(tmp_path)
+
+
+def test_the_thread_count_omp_num_threads_gives_holds_through_scanpys_numba_code(bladder_path):
+    # the first parallel numba call of a process (scanpy's normalize_total, gene selection)
+    # raised OpenMP's thread count to every core, and torch's with it: a fresh process, as a
+    # CLI run or a torchrun rank (torchrun sets OMP_NUM_THREADS=1) is
+    code = (
+        "import scanpy as sc, torch\n"
+        "from diffaug_bio.io.expression import ExpressionPreprocessing\n"
+        f"cells = sc.read_h5ad({str(bladder_path)!r})\n"
+        "ExpressionPreprocessing.fit(cells, n_top_genes=500, normalisation='log1p')\n"
+        "print(torch.get_num_threads())\n"
+    )
+    environment = {**os.environ, "OMP_NUM_THREADS": "1", "NUMBA_NUM_THREADS": "2"}
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            env=environment, check=True)  # fmt: skip
+    assert result.stdout.split()[-1] == "1"  # was 2: training ran on two threads

@@ -30,6 +30,7 @@ import scanpy as sc
 from scipy import sparse
 
 from .._errors import InputError, shown, whole_number
+from .._utils import keeps_torch_threads
 
 logger = logging.getLogger("diffaug_bio")
 
@@ -165,6 +166,7 @@ def looks_like_counts(matrix: np.ndarray | sparse.spmatrix) -> bool:
     return bool(values.size and values.min() >= 0 and np.all(np.mod(values, 1) == 0))
 
 
+@keeps_torch_threads
 def _log_normalise(matrix: np.ndarray | sparse.spmatrix) -> np.ndarray | sparse.spmatrix:
     """normalize_total (10,000) + log1p through scanpy, on a throw-away AnnData."""
     if sparse.issparse(matrix):
@@ -286,6 +288,7 @@ class ExpressionPreprocessing:
         return cls._fit_values(_log_normalise(matrix), var_names, layer, n_top_genes, "log1p")
 
     @classmethod
+    @keeps_torch_threads
     def _fit_values(
         cls,
         matrix: np.ndarray | sparse.spmatrix,
@@ -312,6 +315,7 @@ class ExpressionPreprocessing:
         return recipe, recipe._fit_scaling(_dense(matrix))
 
     @classmethod
+    @keeps_torch_threads
     def _fit_pearson(
         cls,
         counts: np.ndarray | sparse.spmatrix,
