@@ -11,6 +11,7 @@ process every function here is the identity, so single-process results do not ch
 
 from __future__ import annotations
 
+import inspect
 import logging
 import os
 from collections.abc import Callable
@@ -80,8 +81,13 @@ def wrap(module: nn.Module) -> nn.Module:
         # normalisation, and would leave each GPU with its own running statistics. SyncBatchNorm
         # works on GPUs only, so under gloo (CPU) the statistics stay per process.
         module = nn.SyncBatchNorm.convert_sync_batchnorm(module)
-    # buffers are not broadcast from rank 0: it would add a collective to every forward pass
-    return nn.parallel.DistributedDataParallel(module, broadcast_buffers=False)
+    # buffers are not broadcast from rank 0 before every forward pass (a collective each);
+    # torch 2.13 renames the switch (its new one still syncs them once, at wrapping)
+    parameters = inspect.signature(nn.parallel.DistributedDataParallel).parameters
+    no_sync = (
+        "forward_sync_buffers" if "forward_sync_buffers" in parameters else "broadcast_buffers"
+    )
+    return nn.parallel.DistributedDataParallel(module, **{no_sync: False})
 
 
 def shard(index: torch.Tensor) -> torch.Tensor:
