@@ -20,10 +20,9 @@ from .checkpoint import DEFAULT_EVERY_S, Checkpoints
 from .contrastive.losses import INFONCE_TEMPERATURE, LOSSES
 from .diffusion.schedules import BETA_SCHEDULES, SCHEDULES
 from .io.expression import DEFAULT_NORMALISATION, NORMALISATIONS
-from .io.files import check_output, check_output_folder
-from .io.h5ad import H5AD_SUFFIXES, write_h5ad_atomic
+from .io.files import check_output_folder
 from .io.kmers import DEFAULT_K, K_RANGE
-from .methods import METHODS, DiffAug, Method, build_method
+from .methods import METHODS, DiffAug, Method
 from .methods.diffaug import DiffAugOptions
 from .methods.du import PRIORS
 from .modality import DNA, EXPRESSION
@@ -325,9 +324,7 @@ def embed(input_file, output, layer, key_added, save_model, model_dir, align_gen
     destination = Path(output) if output else tl.default_output(input_file)
     checkpoints = make_checkpoints(destination.with_name(destination.name + ".checkpoint"), options)
     extra = method_options(options)
-    if model_dir is None:  # fail on bad method options before reading anything
-        build_method(options["method"], EXPRESSION, **extra)
-    else:
+    if model_dir is not None:
         _refuse_training_options("--model applies a saved model without training")
     model = tl.embed_file(input_file, destination, backed=backed, layer=layer,
                           key_added=key_added, train_cells=train_cells, model=model_dir,
@@ -434,9 +431,7 @@ def embed_dna(input_file, model_dir, output, device) -> None:
     Example:
       diffaug-bio embed-dna promoters.fa --model run/model -o promoters.h5ad
     """
-    check_output(output, "an .h5ad file", H5AD_SUFFIXES)
-    adata = tl.embed_dna(input_file, model_dir, device)
-    write_h5ad_atomic(adata, output)
+    adata = tl.embed_dna_file(input_file, output, model_dir, device)
     logger.info("wrote %d embeddings to %s", adata.n_obs, output)
 
 

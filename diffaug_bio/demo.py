@@ -5,14 +5,12 @@ from __future__ import annotations
 import json
 import logging
 import os
-from pathlib import Path
 
 import scanpy as sc
 
 from . import distributed, pl, tl
-from ._errors import InputError
 from .evaluate import knn_accuracy, leiden_scores
-from .io.files import write_text_atomic
+from .io.files import make_output_folder, write_text_atomic
 from .io.h5ad import write_h5ad_atomic
 
 logger = logging.getLogger("diffaug_bio")
@@ -32,11 +30,7 @@ def run_demo(
 ) -> dict:
     """Embed pbmc68k_reduced, draw its UMAP coloured by cell type, and score it against the
     PCA shipped with the data. Writes ``umap.png``, ``pbmc68k_reduced.h5ad``, ``scores.json``."""
-    outdir = Path(outdir)
-    try:
-        outdir.mkdir(parents=True, exist_ok=True)
-    except OSError as error:
-        raise InputError(f"{outdir}: cannot create the output folder ({error.strerror})") from error
+    outdir = make_output_folder(outdir)
     adata = sc.datasets.pbmc68k_reduced()
     tl.embed(
         adata,

@@ -1,12 +1,13 @@
 """Tools, scanpy style: functions that take data, train or apply a model, and annotate the data.
 
 ``embed`` works on an AnnData in place (``obsm`` + ``uns``) like ``sc.tl.pca``;
-``train_dna`` / ``embed_dna`` do the same for DNA sequences. The CLI calls these and
-nothing else.
+``train_dna`` / ``embed_dna`` do the same for DNA sequences; the ``*_file`` functions read
+and write files. The CLI parses options, calls these and prints what they return.
 """
 
 from __future__ import annotations
 
+import inspect
 import json
 import logging
 import os
@@ -31,7 +32,7 @@ from .io.expression import (
     get_matrix,
     sample_rows,
 )
-from .io.files import check_output, write_text_atomic
+from .io.files import check_output, make_output_folder, write_text_atomic
 from .io.genomic_benchmarks import load_dna_dataset
 from .io.h5ad import (
     H5AD_SUFFIXES,
@@ -51,7 +52,7 @@ from .io.sequences import (
 )
 from .io.tables import read_feature_table, table_separator
 from .methods import DEFAULT_METHOD, build_method, get_method
-from .modality import DNA, DNA_KMERS
+from .modality import DNA, DNA_KMERS, EXPRESSION
 from .model import EmbeddingModel
 
 __all__ = [
@@ -61,6 +62,7 @@ __all__ = [
     "augment_file",
     "embed",
     "embed_dna",
+    "embed_dna_file",
     "embed_file",
     "train_dna",
 ]
@@ -196,6 +198,10 @@ def embed(
     return model
 
 
+EMBED_PARAMETERS = frozenset(inspect.signature(embed).parameters)
+"""What :func:`embed` takes by name; its other keyword arguments are the method's."""
+
+
 def _refuse_training_options(method: str, **options: object) -> None:
     """Settings that only training reads, given with a saved model, which trains nothing."""
     given = [name for name, value in options.items() if value is not None]
@@ -296,6 +302,9 @@ def embed_file(
     check_key(key_added)
     destination = Path(output) if output is not None else default_output(path)
     fitted = _load(model, "expression") if model is not None else None
+    if fitted is None:  # a mistyped method option fails before the file is read
+        method_options = {k: v for k, v in options.items() if k not in EMBED_PARAMETERS}
+        build_method(options.get("method", DEFAULT_METHOD), EXPRESSION, **method_options)
     check_output(destination, "an .h5ad file", H5AD_SUFFIXES)  # an .h5ad may be its own output
     with naming(path):
         if backed:
@@ -359,13 +368,7 @@ class DNATrainingResult:
     metrics: dict = field(default_factory=dict)
 
     def save(self, outdir: str | os.PathLike) -> Path:
-        outdir = Path(outdir)
-        try:
-            outdir.mkdir(parents=True, exist_ok=True)
-        except OSError as error:
-            raise InputError(
-                f"{outdir}: cannot create the output folder ({error.strerror})"
-            ) from error
+        outdir = make_output_folder(outdir)
         write_h5ad_atomic(self.adata, outdir / "embeddings.h5ad")
         self.model.save(outdir / "model")
         write_text_atomic(outdir / "metrics.json", json.dumps(self.metrics, indent=1))
@@ -563,6 +566,21 @@ def embed_dna(
     return adata
 
 
+def embed_dna_file(
+    path: str | os.PathLike,
+    output: str | os.PathLike,
+    model: EmbeddingModel | str | os.PathLike,
+    device: str = "auto",
+) -> ad.AnnData:
+    """:func:`embed_dna` of a sequence file, written atomically to ``output`` (an .h5ad);
+    returns the embedded AnnData."""
+    check_output(output, "an .h5ad file", H5AD_SUFFIXES)
+    adata = embed_dna(path, model, device)
+    if distributed.is_main():  # launched by torchrun: rank 0 writes
+        write_h5ad_atomic(adata, output)
+    return adata
+
+
 def augment(
     data: ad.AnnData | SequenceSet | Sequence[str] | Mapping[str, str] | str | os.PathLike,
     model: EmbeddingModel | str | os.PathLike,
@@ -649,6 +667,8 @@ def augment_file(
     else:
         check_output(output, "FASTA", FASTA_SUFFIXES, source=path)
     generated = augment(path, model, n, seed, device, layer=layer, align_genes=align_genes)
+    if not distributed.is_main():  # launched by torchrun: rank 0 writes
+        return len(generated)
     if isinstance(generated, SequenceSet):
         write_fasta(generated, output)
     else:

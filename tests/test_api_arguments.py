@@ -236,3 +236,14 @@ def test_umap_colours_by_genes_kept_only_in_raw_as_scanpy_does(pbmc, tmp_path):
     gene = subset.raw.var_names[-1]
     assert gene not in subset.var_names
     assert dab.pl.umap(subset, gene, tmp_path / "raw.png").stat().st_size > 0
+
+
+def test_embed_file_checks_method_options_before_reading_the_file(tmp_path):
+    unreadable = tmp_path / "cells.h5ad"
+    unreadable.write_bytes(b"not an h5ad")  # reading it would fail first
+    with pytest.raises(InputError, match="--rounds: not an option of --method simclr"):
+        dab.tl.embed_file(unreadable, method="simclr", rounds=2)
+    with pytest.raises(InputError, match="--bank-size must be a whole number"):
+        dab.tl.embed_file(unreadable, backed=True, bank_size=1.5)
+    with pytest.raises(InputError, match="not an HDF5 file"):  # valid options: then the file
+        dab.tl.embed_file(unreadable, method="simclr", epochs=1, temperature=0.3)

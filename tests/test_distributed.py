@@ -151,12 +151,21 @@ def test_torchrun_refuses_mps_which_neither_backend_moves(monkeypatch):
         distributed.setup(torch.device("mps"))
 
 
-def test_only_rank_0_writes_when_nothing_trains_under_torchrun(monkeypatch):
+def test_only_rank_0_writes_when_nothing_trains_under_torchrun(
+    monkeypatch, pbmc, promoters_fasta, tmp_path
+):
     # embed --model, embed-dna, augment: no process group is joined, the launcher's RANK tells
-    monkeypatch.setenv("RANK", "1")
-    assert not distributed.is_main()
-    monkeypatch.setenv("RANK", "0")
-    assert distributed.is_main()
+    cells = dab.tl.embed(pbmc[:100].copy(), "diffaug", epochs=2, dim=4)
+    dna = dab.tl.train_dna(str(promoters_fasta), max_len=8, dim=4, epochs=2, rounds=1).model
+    pbmc[:100].copy().write_h5ad(tmp_path / "cells.h5ad")
+    for rank, written in (("1", []), ("0", ["a.fa", "a.h5ad", "d.h5ad", "e.h5ad"])):
+        monkeypatch.setenv("RANK", rank)
+        assert distributed.is_main() == (rank == "0")
+        dab.tl.embed_file(tmp_path / "cells.h5ad", tmp_path / "e.h5ad", model=cells)
+        dab.tl.embed_dna_file(promoters_fasta, tmp_path / "d.h5ad", dna)
+        dab.tl.augment_file(tmp_path / "cells.h5ad", tmp_path / "a.h5ad", cells)
+        dab.tl.augment_file(promoters_fasta, tmp_path / "a.fa", dna)
+        assert sorted(p.name for p in tmp_path.iterdir() if p.name != "cells.h5ad") == written
 
 
 def test_no_bf16_autocast_on_gpus_that_only_emulate_it(monkeypatch):

@@ -63,7 +63,8 @@ def check_output(
 
 
 def check_output_folder(folder: str | os.PathLike) -> Path:
-    """Fail early if ``folder`` (created with its parents if missing) cannot be written."""
+    """Fail early, before any work, if ``folder`` (or, when missing, the nearest folder above
+    it) cannot be written; :func:`make_output_folder` creates it once there is output."""
     folder = Path(folder)
     if folder.exists() and not folder.is_dir():
         raise InputError(f"{folder}: exists and is not a folder")
@@ -72,6 +73,16 @@ def check_output_folder(folder: str | os.PathLike) -> Path:
         existing = existing.parent
     if not existing.is_dir() or not os.access(existing, os.W_OK):
         raise InputError(f"{folder}: not writable")
+    return folder
+
+
+def make_output_folder(folder: str | os.PathLike) -> Path:
+    """``folder``, created with its parents if missing; an InputError if that fails."""
+    folder = Path(folder)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise InputError(f"{folder}: cannot create the output folder ({error.strerror})") from error
     return folder
 
 
