@@ -99,7 +99,7 @@ class Checkpoints:
         self._saved = saved
         logger.info("resuming from %s (epoch %d of the run)", self.path, saved["position"])
 
-    def register(self, name: str, thing: Any, restore: Callable[[Any], None] | None = None):
+    def register(self, name: str, thing: Any, restore: Callable[[Any], None] | None = None) -> None:
         """Track ``thing``'s state under ``name``: a module or optimiser (``state_dict``), a
         ``torch.Generator``, a list (its items), or with ``restore`` a getter callable."""
         if restore is not None:

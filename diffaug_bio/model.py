@@ -96,17 +96,21 @@ class EmbeddingModel:
         )
 
     @classmethod
-    def for_expression(cls, recipe: ExpressionPreprocessing, dim: int | None = None):
+    def for_expression(
+        cls, recipe: ExpressionPreprocessing, dim: int | None = None
+    ) -> EmbeddingModel:
         return cls("expression", recipe, "mlp", dim)
 
     @classmethod
-    def for_dna(cls, encoding: SequenceEncoding, encoder: str = "cnn", dim: int | None = None):
+    def for_dna(
+        cls, encoding: SequenceEncoding, encoder: str = "cnn", dim: int | None = None
+    ) -> EmbeddingModel:
         if encoder not in {"cnn", "transformer"}:
             raise InputError(f"unknown DNA encoder {encoder!r}: choose cnn or transformer")
         return cls("dna", encoding, encoder, dim)
 
     @classmethod
-    def for_kmers(cls, encoding: KmerEncoding, dim: int | None = None):
+    def for_kmers(cls, encoding: KmerEncoding, dim: int | None = None) -> EmbeddingModel:
         """Sequences as k-mer count vectors, embedded by an MLP as cells are."""
         return cls("dna-kmer", encoding, "mlp", dim)
 

@@ -118,7 +118,11 @@ def check_key(key_added: str) -> None:
         raise InputError(f"the obsm key must be a non-empty name without '/', got {key_added!r}")
 
 
-def _load(model: EmbeddingModel | str | os.PathLike, modality: str) -> EmbeddingModel:
+def _load(
+    model: EmbeddingModel | DNATrainingResult | str | os.PathLike, modality: str
+) -> EmbeddingModel:
+    """``model`` as an EmbeddingModel that reads ``modality``'s input: itself, a training
+    result's, or loaded from its folder."""
     if isinstance(model, EmbeddingModel):
         if model.modality.reads != modality:
             raise InputError(f"a {model.modality.name} model cannot embed {modality} input")
@@ -233,6 +237,7 @@ def _train_expression(
     dim: int | None = None,
     seed: int = 0,
     device: str = "auto",
+    checkpoints: Checkpoints | None = None,
     **method_options: object,
 ) -> EmbeddingModel:
     """Fit the input recipe and the encoder on all cells, or on ``train_cells`` of them
@@ -249,9 +254,8 @@ def _train_expression(
         normalisation or DEFAULT_NORMALISATION, counts_required=normalisation is not None,
     )  # fmt: skip
     model = EmbeddingModel.for_expression(recipe, dim)
-    return model.fit(
-        prepared, method, epochs, seed, device, batch_size=batch_size, **method_options
-    )
+    return model.fit(prepared, method, epochs, seed, device, checkpoints, batch_size,
+                     **method_options)  # fmt: skip
 
 
 def read_cells(

@@ -17,13 +17,17 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..io.sequences import bases_one_hot, sequence_positions
 
-def substitute_top_k(x: torch.Tensor, preference: torch.Tensor, count: torch.Tensor):
+
+def substitute_top_k(
+    x: torch.Tensor, preference: torch.Tensor, count: torch.Tensor
+) -> torch.Tensor:
     """``x (N, 4, L)`` with, in sequence i, the ``count[i]`` base columns of highest gain
     ``preference[b', l] − preference[b, l]`` switched to their best base ``b' ≠ b`` (the
     discrete step of HotFlip and of the DNA viewmaker). Padding never changes; a masked ``N``
     column gains against the mean preference and becomes a definite base if switched."""
-    present = x.sum(1) > 0  # (N, L)
+    present = sequence_positions(x, keepdim=False)
     gain = preference - (preference * x).sum(1, keepdim=True)
     gain = gain.masked_fill(x == 1, float("-inf"))  # a base is not switched to itself
     best_gain, best_base = gain.max(1)
@@ -31,7 +35,7 @@ def substitute_top_k(x: torch.Tensor, preference: torch.Tensor, count: torch.Ten
     count = count.minimum(present.sum(1))
     rank = best_gain.argsort(dim=1, descending=True, stable=True).argsort(dim=1)
     switch = (rank < count[:, None])[:, None, :]
-    return torch.where(switch, F.one_hot(best_base, 4).permute(0, 2, 1).to(x.dtype), x)
+    return torch.where(switch, bases_one_hot(best_base, x.dtype), x)
 
 
 class _ReverseGradient(torch.autograd.Function):
@@ -72,7 +76,7 @@ def straight_through_substitutions(
     """Forward: ``x`` with ``count[i]`` substitutions where δ most prefers another base;
     backward: the gradient of ``x + δ`` (on bases; padding gets none)."""
     hard = substitute_top_k(x, delta, count)
-    soft = (x + delta) * (x.sum(1, keepdim=True) > 0)
+    soft = (x + delta) * sequence_positions(x)
     return hard + (soft - soft.detach())  # exactly ``hard`` forward (x - x == 0)
 
 
@@ -156,7 +160,7 @@ class DNAViewmaker(ViewmakerNet):
     @staticmethod
     def bases(x: torch.Tensor) -> torch.Tensor:
         """``(N, 1, L)`` float: 1 where a column holds a base (or N), 0 on padding."""
-        return (x.sum(1, keepdim=True) > 0).to(x.dtype)
+        return sequence_positions(x).to(x.dtype)
 
     def perturbation(self, x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         mask = self.bases(x)
@@ -254,5 +258,5 @@ def hotflip(x: torch.Tensor, gradient: torch.Tensor, rate: float) -> torch.Tenso
     Padding (all-zero columns) never changes; a masked ``N`` column counts as a base with no
     current letter (gain ``gradient[b', l] − mean_b gradient[b, l]``) and becomes one-hot if
     flipped."""
-    count = (rate * (x.sum(1) > 0).sum(1)).round().clamp_min(1).long()
+    count = (rate * sequence_positions(x, keepdim=False).sum(1)).round().clamp_min(1).long()
     return substitute_top_k(x, gradient, count)

@@ -1,7 +1,9 @@
-"""Hand-designed views: the SimCLR baseline's augmentations, one set per modality.
+"""Positive pairs: hand-designed views (the SimCLR baseline's augmentations, one set per
+modality) and the neighbour-based pair makers of DiffAug's warm-up.
 
 A view function takes a batch (already on the training device) and a torch generator and
-returns a randomly augmented copy; two calls give the two views of a positive pair.
+returns a randomly augmented copy; two calls give the two views of a positive pair. A pair
+maker returns both members of each pair at once.
 """
 
 from __future__ import annotations
@@ -11,6 +13,8 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
+
+from ..io.sequences import bases_one_hot, sequence_positions
 
 ViewFn = Callable[[torch.Tensor, torch.Generator], torch.Tensor]
 """``(batch, generator) -> augmented batch``."""
@@ -51,10 +55,10 @@ class DNAViews:
         # reverse complement: reverse positions, and A<->T, C<->G is reversing the channel axis
         x = torch.where(flip[:, None, None], x.flip(1, 2), x)
         x = shift(x, torch.randint(-self.max_shift, self.max_shift + 1, (n,), generator=generator))
-        present = x.sum(1, keepdim=True) > 0
+        present = sequence_positions(x)
         draw = torch.rand(n, 1, length, generator=generator).to(x.device)
         random_base = torch.randint(0, 4, (n, length), generator=generator).to(x.device)
-        substituted = torch.nn.functional.one_hot(random_base, 4).permute(0, 2, 1).to(x.dtype)
+        substituted = bases_one_hot(random_base, x.dtype)
         x = torch.where((draw < self.substitution_rate) & present, substituted, x)
         masked = draw > 1 - self.mask_rate
         return torch.where(masked & present, torch.full_like(x, 0.25), x)
@@ -70,7 +74,7 @@ def shift(x: torch.Tensor, offsets: torch.Tensor) -> torch.Tensor:
     return gathered * valid[:, None, :]
 
 
-def principal_components(features: np.ndarray, n_components: int = 50, seed: int = 0):
+def principal_components(features: np.ndarray, n_components: int = 50, seed: int = 0) -> np.ndarray:
     """The top ``n_components`` principal components of ``features`` (n, n_components)."""
     from sklearn.decomposition import PCA
 

@@ -1,4 +1,7 @@
-"""Conditional denoisers ε̂(x_t, t, z): the only modality-specific part of the diffusion core.
+"""Conditional denoisers ε̂(x_t, t, z): the network of the diffusion core, one per data shape.
+
+With the spaces (spaces.py) and the categorical process (DNA only), they are the parts of
+the core a modality chooses (modality.py); the schedules, training and sampling are shared.
 
 Both take the same conditioning: a time embedding plus a projection of the semantic
 embedding z. The MLP adds it to every residual block's input (as the DiffAug reference

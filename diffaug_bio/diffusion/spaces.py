@@ -7,8 +7,9 @@ The diffusion core only ever sees the encoded space; the space is saved with the
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import nn
+
+from ..io.sequences import bases_one_hot, sequence_positions
 
 
 class DiffusionSpace(nn.Module):
@@ -84,5 +85,4 @@ class OneHotSpace(DiffusionSpace):
         return 2 * data - 1
 
     def decode(self, generated: torch.Tensor, anchors: torch.Tensor) -> torch.Tensor:
-        one_hot = F.one_hot(generated.argmax(1), 4).permute(0, 2, 1).to(anchors.dtype)
-        return one_hot * (anchors.sum(1, keepdim=True) > 0)
+        return bases_one_hot(generated.argmax(1), anchors.dtype) * sequence_positions(anchors)

@@ -10,6 +10,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..io.sequences import sequence_positions
 from ..layers import sinusoidal
 
 
@@ -33,7 +34,7 @@ class CNNEncoder(nn.Module):
         self.out = nn.Linear(2 * channels[-1], dim)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        mask = (x.sum(1, keepdim=True) > 0).float()
+        mask = sequence_positions(x).float()
         h = x
         for depth, (conv, norm) in enumerate(zip(self.convs, self.norms)):
             h = F.gelu(norm(conv(h))) * mask
@@ -69,7 +70,7 @@ class TransformerEncoder(nn.Module):
         x = F.pad(x, (0, self.stride))  # so the last bases always start a token of their own
         tokens = self.tokens(x)  # (N, width, T)
         mask = F.max_pool1d(
-            (x.sum(1, keepdim=True) > 0).float(), 2 * self.stride, self.stride, self.stride
+            sequence_positions(x).float(), 2 * self.stride, self.stride, self.stride
         )[..., : tokens.shape[-1]]
         positions = (mask[:, 0].cumsum(-1) - 1).clamp_min(0)
         h = tokens.transpose(1, 2) + sinusoidal(positions, tokens.shape[1])

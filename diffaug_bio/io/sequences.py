@@ -55,6 +55,17 @@ _TABLE = _lookup_table()
 _CODE_OF_BASES = {frozenset(bases): code for code, bases in IUPAC.items() if code != "U"}
 
 
+def sequence_positions(one_hot: torch.Tensor, keepdim: bool = True) -> torch.Tensor:
+    """Where one-hot sequences ``(N, 4, L)`` have a letter (a base, or an ambiguity code's
+    shares), not padding, which is all zero: boolean ``(N, 1, L)``, or ``(N, L)``."""
+    return one_hot.sum(1, keepdim=keepdim) > 0
+
+
+def bases_one_hot(indices: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    """Base indices ``(N, L)`` (0–3: A, C, G, T) as one-hot columns ``(N, 4, L)``."""
+    return torch.nn.functional.one_hot(indices, len(ALPHABET)).permute(0, 2, 1).to(dtype)
+
+
 @dataclass
 class SequenceSet:
     """Sequences with optional labels and train/test split, as read from one source."""

@@ -158,7 +158,9 @@ class DiffAug(Method):
             pairs = with_generated(warmup, bank, options.replace_fraction, decode)
             trainer.fit(data, pairs, round_epochs, desc=f"diffaug round {round_number}")
 
-    def _new_diffusion(self, trainer: ContrastiveTrainer, data: torch.Tensor):
+    def _new_diffusion(
+        self, trainer: ContrastiveTrainer, data: torch.Tensor
+    ) -> ConditionalDiffusion:
         """The conditional diffusion model of the M-steps, untrained: a space fitted on the
         data, a denoiser conditioned on embeddings of the encoder's size."""
         options = self.options
@@ -173,7 +175,7 @@ class DiffAug(Method):
         return diffusion.to(trainer.device)
 
     @staticmethod
-    def _embedding(trainer: ContrastiveTrainer):
+    def _embedding(trainer: ContrastiveTrainer) -> Callable[[torch.Tensor], torch.Tensor]:
         """``items -> their current embeddings``: the condition of the M-step."""
         return lambda items: torch.from_numpy(embed(trainer.encoder, items, trainer.device))
 
