@@ -21,12 +21,12 @@ def two_panel_png(path: Path) -> bool:
 
 @pytest.mark.skipif(shutil.which("snakemake") is None, reason="snakemake not installed")
 def test_both_workflows_draw_their_pngs_and_score_the_clusters(tmp_path, nontata_dir):
-    config = [f"dna_dataset={nontata_dir}", "cells_epochs=2", "dna_epochs=1", "out=results"]
+    config = [f"dna_dataset={nontata_dir}", "cells_epochs=2", "dna_epochs=1", "out=my results"]
     command = ["snakemake", "-s", WORKFLOWS / "Snakefile", "--cores", "2"]
     command += ["--directory", tmp_path, "--config", *config]
     result = subprocess.run(command, capture_output=True, text=True)
-    assert result.returncode == 0, result.stderr[-3000:]
-    out = tmp_path / "results"
+    assert result.returncode == 0, result.stderr[-3000:]  # a space in a path: quoted
+    out = tmp_path / "my results"
     for kind in ("cells", "dna"):
         assert two_panel_png(out / kind / "umap.png")
     cells = json.loads((out / "cells" / "scores.json").read_text())
@@ -34,6 +34,28 @@ def test_both_workflows_draw_their_pngs_and_score_the_clusters(tmp_path, nontata
     assert cells["ari"] > 0.3  # bulk_labels recovered well above chance (≈ 0) in 2 epochs
     dna = json.loads((out / "dna" / "scores.json").read_text())
     assert dna["items"] == 120 and dna["labels"] == 2 and -1 <= dna["ari"] <= 1
+
+    # with results present, a mistyped input fails (was: "Nothing to be done", exit 0) and a
+    # changed setting re-runs what it affects
+    missing = subprocess.run([*command, "cells_input=nope.h5ad"], capture_output=True, text=True)
+    assert missing.returncode != 0
+    assert "cells_input: no such file: nope.h5ad" in missing.stdout + missing.stderr
+    dry = subprocess.run([*command, "leiden_resolution=0.3", "-n"], capture_output=True, text=True)
+    assert dry.returncode == 0 and "rule umap:" in dry.stdout, dry.stdout[-2000:]
+    assert "rule embed_cells:" not in dry.stdout and "rule train_dna:" not in dry.stdout
+
+
+def test_the_plotting_script_draws_unlabelled_items_without_scores(tmp_path, pbmc):
+    pbmc.obsm["X_diffaug"] = pbmc.obsm["X_pca"]
+    pbmc.obs["label"] = float("nan")  # train-dna on a bare FASTA: no labels
+    pbmc.write_h5ad(tmp_path / "seqs.h5ad")
+    script = WORKFLOWS / "scripts" / "umap_clusters.py"
+    command = [sys.executable, script, tmp_path / "seqs.h5ad", "--label", "label"]
+    command += ["-o", tmp_path / "umap.png", "--scores", tmp_path / "scores.json"]
+    result = subprocess.run(command, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "no label to score them against" in result.stdout  # was: ARI 0.000 against "nan"
+    assert set(json.loads((tmp_path / "scores.json").read_text())) == {"items", "clusters"}
 
 
 def test_the_plotting_script_refuses_an_unknown_label(tmp_path, pbmc):

@@ -37,18 +37,24 @@ def main() -> None:
     sc.tl.umap(adata, random_state=args.seed)
     sc.tl.leiden(adata, resolution=args.resolution, flavor="igraph", n_iterations=2,
                  random_state=args.seed)  # fmt: skip
-    labels = adata.obs[args.label].astype(str)
-    scores = {
-        "items": adata.n_obs,
-        "labels": int(labels.nunique()),
-        "clusters": int(adata.obs["leiden"].nunique()),
-        "ari": adjusted_rand_score(labels, adata.obs["leiden"]),
-        "nmi": normalized_mutual_info_score(labels, adata.obs["leiden"]),
-    }
-    adata.obs[args.label] = labels.astype("category")
-    dab.pl.umap(adata, [args.label, "leiden"], args.output, title=args.title or args.embedded.stem)
-    print(f"{args.embedded}: {scores['clusters']} Leiden clusters vs {scores['labels']} "
-          f"{args.label} classes: ARI {scores['ari']:.3f}, NMI {scores['nmi']:.3f}")  # fmt: skip
+    clusters = adata.obs["leiden"]
+    scores = {"items": adata.n_obs, "clusters": int(clusters.nunique())}
+    labelled = adata.obs[args.label].notna()
+    colours = ["leiden"]
+    if labelled.any():  # unlabelled sequences (a bare FASTA): a picture, no scores
+        labels = adata.obs[args.label][labelled].astype(str)
+        scores.update(labels=int(labels.nunique()),
+                      ari=adjusted_rand_score(labels, clusters[labelled]),
+                      nmi=normalized_mutual_info_score(labels, clusters[labelled]))  # fmt: skip
+        adata.obs[args.label] = adata.obs[args.label].astype(str).astype("category")
+        colours.insert(0, args.label)
+    dab.pl.umap(adata, colours, args.output, title=args.title or args.embedded.stem)
+    found = f"{args.embedded}: {scores['clusters']} Leiden clusters"
+    if "ari" in scores:
+        print(f"{found} vs {scores['labels']} {args.label} classes: ARI {scores['ari']:.3f}, "
+              f"NMI {scores['nmi']:.3f}")  # fmt: skip
+    else:
+        print(f"{found}; no {args.label} to score them against")
     if args.scores:
         args.scores.write_text(json.dumps(scores, indent=1))
 
