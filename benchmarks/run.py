@@ -25,10 +25,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from figures import accuracy_bars, umap_grid
 from suite import (
+    DATA_FILES,
     DEFAULT_DATA,
     PEERS_CELLS,
     PEERS_DNA,
     Task,
+    TaskFailed,
+    check_method,
     dataset_kind,
     dataset_title,
     run_in_child,
@@ -57,14 +60,25 @@ SUITES = {
 }
 
 
-def _datasets(args: argparse.Namespace) -> list[str]:
+def _datasets(args: argparse.Namespace, parser: argparse.ArgumentParser) -> list[str]:
+    """The datasets to run, in order; named ones missing under --data are skipped aloud,
+    unknown or missing --only names refused."""
+    extra = [f"cells:{spec}" for spec in args.cells] + [f"dna:{path}" for path in args.dna]
+    known = ["pbmc68k_reduced", *DATA_FILES, *extra]
+    unknown = [name for name in args.only if name not in known]
+    if unknown:
+        parser.error(f"--only {unknown[0]}: not a dataset name; choose from {', '.join(known)}")
     datasets = ["pbmc68k_reduced"]
-    if (args.data / "mouse_bladder_2100.h5ad").exists():
-        datasets.append("mouse_bladder")
-    if (args.data / "genomic_benchmarks" / "human_nontata_promoters").is_dir():
-        datasets.append("nontata")
-    datasets += [f"cells:{spec}" for spec in args.cells] + [f"dna:{path}" for path in args.dna]
-    return [d for d in datasets if not args.only or d in args.only]
+    for name, relative in DATA_FILES.items():
+        wanted = not args.only or name in args.only
+        if (args.data / relative).exists():
+            datasets.append(name)
+        elif wanted and args.only:
+            parser.error(f"--only {name}: {args.data / relative} not found (see --data)")
+        elif wanted:
+            print(f"skipping {name}: {args.data / relative} not found (see --data)",
+                  file=sys.stderr)  # fmt: skip
+    return [d for d in datasets + extra if not args.only or d in args.only]
 
 
 SHOWN = {  # metric -> (column title, scale, decimals)
@@ -106,7 +120,10 @@ def main() -> None:
     )
     parser.add_argument("--suite", choices=sorted(SUITES), default="smoke")
     parser.add_argument("--out", type=Path, default=Path("benchmarks/out"))
-    parser.add_argument("--data", type=Path, default=DEFAULT_DATA, help="the shared data folder")
+    parser.add_argument("--data", type=Path, default=DEFAULT_DATA,
+                        help="folder holding "
+                        + " and ".join(DATA_FILES.values())
+                        + " [default: ../shared/data beside the repository]")  # fmt: skip
     parser.add_argument("--methods", default=None,
                         help="comma-separated method specs (default: the suite's); "
                         "options after ':' joined by ';', e.g. diffaug:rounds=3")  # fmt: skip
@@ -114,7 +131,10 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=None, help="epochs (overrides the suite)")
     parser.add_argument("--cells", action="append", default=[], help="extra PATH.h5ad:LABEL_COLUMN")
     parser.add_argument("--dna", action="append", default=[], help="extra DNA dataset path")
-    parser.add_argument("--only", action="append", default=[], help="run only these datasets")
+    parser.add_argument("--only", action="append", default=[],
+                        help="run only this dataset (repeatable): pbmc68k_reduced, "
+                        + ", ".join(DATA_FILES)
+                        + ", or cells:PATH:LABEL / dna:PATH for --cells / --dna")  # fmt: skip
     parser.add_argument("--no-peers", action="store_true", help="skip PCA / k-mer peers")
     parser.add_argument("--task", help=argparse.SUPPRESS)  # internal: run one task, print JSON
     args = parser.parse_args()
@@ -128,10 +148,14 @@ def main() -> None:
     methods = [m for m in (args.methods or suite["methods"]).split(",") if m]
     embedding_dir = args.out / "embeddings"
     args.out.mkdir(parents=True, exist_ok=True)
-    datasets = _datasets(args)
-    if not datasets:
-        parser.error(f"no dataset to run: none of --only {args.only} is under --data {args.data}")
-    rows = []
+    datasets = _datasets(args, parser)
+    for kind in sorted({dataset_kind(dataset) for dataset in datasets}):
+        for method in methods:  # fail now, not hours in, on a mistyped spec
+            try:
+                check_method(method, kind)
+            except ValueError as error:  # InputError, or an unknown method's name
+                parser.error(f"--methods {method} ({kind} datasets): {error}")
+    rows, failures = [], []
     for dataset in datasets:
         kind = dataset_kind(dataset)
         epochs = args.epochs or suite["epochs_dna" if kind == "dna" else "epochs_cells"]
@@ -144,18 +168,26 @@ def main() -> None:
                 task = Task(dataset, method, seed, epochs, str(args.data), saved,
                             suite["max_sequences"] if kind == "dna" else None)  # fmt: skip
                 print(f"running {asdict(task)}", file=sys.stderr, flush=True)
-                metrics = run_in_child(task)
+                try:
+                    metrics = run_in_child(task)
+                except TaskFailed as failure:  # the other tasks still run and are summarised
+                    print(failure, file=sys.stderr, flush=True)
+                    failures.append(f"{dataset} {method} seed {seed}")
+                    continue
                 common = {key: metrics.pop(key) for key in ("wall_s", "peak_rss_mb")}
                 for metric, value in metrics.items():
                     rows.append({"dataset": dataset, "method": method, "metric": metric,
                                  "value": value, **common, "seed": seed})  # fmt: skip
-                results = pd.DataFrame(rows)
-                results.to_csv(args.out / "results.csv", index=False)
-    summary = summarise(results)
-    (args.out / "summary.md").write_text(summary)
-    accuracy_bars(results, args.out / "accuracy.png")
-    umap_grid(results, embedding_dir, args.out / "umap.png", seed=seeds[0])
-    print(summary)
+                pd.DataFrame(rows).to_csv(args.out / "results.csv", index=False)
+    if rows:
+        results = pd.DataFrame(rows)
+        summary = summarise(results)
+        (args.out / "summary.md").write_text(summary)
+        accuracy_bars(results, args.out / "accuracy.png")
+        umap_grid(results, embedding_dir, args.out / "umap.png", seed=seeds[0])
+        print(summary)
+    if failures:
+        sys.exit(f"{len(failures)} tasks failed (messages above): {'; '.join(failures)}")
 
 
 if __name__ == "__main__":

@@ -20,9 +20,20 @@ import numpy as np
 
 HERE = Path(__file__).resolve().parent
 DEFAULT_DATA = HERE.parent.parent / "shared" / "data"
+"""``../shared/data`` beside the repository, where the development machines keep it."""
+DATA_FILES = {
+    "mouse_bladder": "mouse_bladder_2100.h5ad",
+    "nontata": "genomic_benchmarks/human_nontata_promoters",
+}
+"""The named datasets read from ``--data``, and where under it (pbmc68k_reduced ships with
+scanpy)."""
 PEERS_CELLS = ("pca50", "scvi")
 """``scvi`` runs only where scvi-tools is installed (``.[bench]``) and X holds raw counts."""
 PEERS_DNA = ("kmer4", "kmer6")
+
+
+class TaskFailed(RuntimeError):
+    """A task's child process ended with an error (its stderr's tail is the message)."""
 
 
 @dataclass
@@ -71,6 +82,28 @@ def parse_method(spec: str) -> tuple[str, dict[str, object]]:
 
 def dataset_kind(dataset: str) -> str:
     return "dna" if dataset == "nontata" or dataset.startswith("dna:") else "cells"
+
+
+def check_method(spec: str, kind: str) -> None:
+    """Refuse a method spec the task would refuse (unknown method or option, a bad value),
+    before any task runs: the options ``tl.embed`` / ``tl.train_dna`` take by name are
+    theirs, the rest go to the method."""
+    import inspect
+
+    from diffaug_bio import tl
+    from diffaug_bio.methods import build_method
+    from diffaug_bio.modality import DNA, DNA_KMERS, EXPRESSION
+
+    name, options = parse_method(spec)
+    if name in PEERS_CELLS or re.fullmatch(r"kmer\d+", name):  # peers: run by name
+        return
+    function = tl.train_dna if kind == "dna" else tl.embed
+    method_options = {key: value for key, value in options.items()
+                      if key not in inspect.signature(function).parameters}  # fmt: skip
+    modality = EXPRESSION
+    if kind == "dna":
+        modality = DNA_KMERS if options.get("encoder") == "kmer" else DNA
+    build_method(name, modality, **method_options)
 
 
 def _load_cells(task: Task):
@@ -215,5 +248,5 @@ def run_in_child(task: Task) -> dict[str, float]:
     env = {**os.environ, "PYTHONWARNINGS": "ignore"}
     completed = subprocess.run(command, capture_output=True, text=True, env=env, check=False)
     if completed.returncode != 0:
-        raise RuntimeError(f"task {task} failed:\n{completed.stderr[-3000:]}")
+        raise TaskFailed(f"task {task} failed:\n{completed.stderr[-3000:]}")
     return json.loads(completed.stdout.strip().splitlines()[-1])

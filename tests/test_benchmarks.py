@@ -62,6 +62,43 @@ def test_smoke_suite_writes_results_table_and_figures(tmp_path, bladder_path, no
     assert saved == results.groupby(["dataset", "method"]).ngroups
 
 
+def test_the_suite_refuses_bad_specs_up_front_and_survives_a_failing_task(tmp_path, bladder_path):
+    def run(*arguments: str) -> subprocess.CompletedProcess:
+        command = [sys.executable, str(BENCHMARKS / "run.py"), "--suite", "smoke", "--out",
+                   str(tmp_path), "--data", str(tmp_path / "no_data"), *arguments]  # fmt: skip
+        return subprocess.run(command, capture_output=True, text=True, check=False)
+
+    for arguments, message in [
+        (["--only", "pbmc"], "--only pbmc: not a dataset name; choose from pbmc68k_reduced"),
+        (["--only", "mouse_bladder"], "mouse_bladder_2100.h5ad not found (see --data)"),
+        (["--methods", "simclr:tempurature=0.3"], "--tempurature: not an option of --method"),
+    ]:  # each used to fail inside a task, after the peers had run, in two tracebacks
+        refused = run(*arguments)
+        assert refused.returncode == 2 and message in refused.stderr.splitlines()[-1]
+        assert not (tmp_path / "results.csv").exists()
+
+    bad_label = f"cells:{bladder_path}:celltype"  # no such obs column: that task fails
+    finished = run(
+        "--cells",
+        f"{bladder_path}:celltype",
+        "--only",
+        "pbmc68k_reduced",
+        "--only",
+        bad_label,
+        "--methods",
+        "simclr",
+        "--epochs",
+        "1",
+        "--no-peers",
+    )
+    assert finished.returncode == 1
+    assert f"1 tasks failed (messages above): {bad_label} simclr seed 0" in finished.stderr
+    assert "skipping" not in finished.stderr  # --only named what to run
+    results = pd.read_csv(tmp_path / "results.csv")
+    assert set(results["dataset"]) == {"pbmc68k_reduced"}  # the other task still ran
+    assert "| pbmc68k_reduced | simclr | 1 |" in (tmp_path / "summary.md").read_text()
+
+
 def test_scaling_benchmark_measures_every_mode(tmp_path, bladder_path):
     run_script("scaling.py", "--out", str(tmp_path),
                "--counts", str(bladder_path), "--cells", "300,600", "--memory-max", "300",
