@@ -28,8 +28,12 @@ from diffaug_bio.model import EmbeddingModel
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--data", type=Path, default=DEFAULT_DATA,
+                        help="folder holding genomic_benchmarks/human_nontata_promoters "
+                        "[default: ../shared/data]")  # fmt: skip
     parser.add_argument(
         "--dna",
         type=Path,
@@ -37,12 +41,14 @@ def main() -> None:
         help="a Genomic Benchmarks folder (default: DATA's non-TATA promoters)",
     )
     parser.add_argument("--epochs", type=int, default=None, help="default: the method's")
-    parser.add_argument("--seeds", default="0")
-    parser.add_argument("--method", default="diffaug")
+    parser.add_argument("--seeds", default="0", help="comma-separated: a run per seed")
+    parser.add_argument("--method", default="diffaug", help="the contrastive method")
     parser.add_argument("--options", default="", help="method options, as in run.py: a=1;b=2")
     args = parser.parse_args()
     method, options = parse_method(f"{args.method}:{args.options}")
     folder = args.dna or args.data / "genomic_benchmarks" / "human_nontata_promoters"
+    if not folder.is_dir():
+        parser.error(f"{folder}: no such folder (see --data, --dna)")
     sequences = load_dna_dataset(str(folder))
     labels, train = np.asarray(sequences.labels), np.asarray(sequences.splits) == "train"
     for seed in map(int, args.seeds.split(",")):

@@ -39,8 +39,15 @@ def split_types(embedding: np.ndarray, labels: np.ndarray, resolution: float = 0
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--data",
+        type=Path,
+        default=DEFAULT_DATA,
+        help="folder of mouse_bladder_2100.h5ad [default: ../shared/data]",
+    )
     parser.add_argument(
         "--cells",
         type=Path,
@@ -52,7 +59,10 @@ def main() -> None:
     parser.add_argument("--seeds", default="0,1,2", help="training seeds")
     parser.add_argument("--method", default="diffaug", help="method spec, as in run.py")
     args = parser.parse_args()
-    cells = sc.read_h5ad(args.cells or args.data / "mouse_bladder_2100.h5ad")
+    path = args.cells or args.data / "mouse_bladder_2100.h5ad"
+    if not path.is_file():
+        parser.error(f"{path}: no such file (see --data, --cells)")
+    cells = sc.read_h5ad(path)
     labels = cells.obs[args.label].astype(str).to_numpy()
     sizes = pd.Series(labels).value_counts()
     method, options = parse_method(args.method)

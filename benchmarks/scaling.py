@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -83,8 +84,9 @@ def write_synthetic(model: CountModel, n: int, path: Path, seed: int = 0) -> Pat
 def measure(command: list[str]) -> tuple[float, float]:
     """(wall seconds, peak RSS in MB) of ``command`` under ``/usr/bin/time -v``."""
     completed = subprocess.run(["/usr/bin/time", "-v", *command], capture_output=True, text=True)
-    if completed.returncode != 0:
-        raise RuntimeError(f"{' '.join(command)} failed:\n{completed.stderr[-3000:]}")
+    if completed.returncode != 0:  # the command's own messages, not time's report after them
+        own = completed.stderr.split("Command exited with non-zero status")[0].strip()
+        sys.exit(f"{' '.join(command)} failed:\n{own[-3000:]}")
     wall = re.search(r"Elapsed \(wall clock\) time.*: (?:(\d+):)?(\d+):([\d.]+)", completed.stderr)
     hours, minutes, seconds = (float(part or 0) for part in wall.groups())
     rss = re.search(r"Maximum resident set size \(kbytes\): (\d+)", completed.stderr)
@@ -130,36 +132,52 @@ def main() -> None:
     parser.add_argument("--embed-args", default="--train-cells 20000",
                         help="extra arguments for every diffaug-bio embed")  # fmt: skip
     args = parser.parse_args()
+    modes = args.modes.split(",")
+    if not args.counts.is_file():
+        parser.error(f"--counts {args.counts}: no such file")
+    if modes[0] == "backed --model":
+        parser.error("--modes: 'backed --model' needs a training mode (backed or memory) "
+                     "before it, which saves the model it applies")  # fmt: skip
 
     args.out.mkdir(parents=True, exist_ok=True)
     model = CountModel(ad.read_h5ad(args.counts), args.label)
     rows = []
     model_dir = args.out / "model"
+    shutil.rmtree(model_dir, ignore_errors=True)  # a model left by an earlier run is not ours
     for n in (int(size) for size in args.cells.split(",")):
         source = write_synthetic(model, n, args.out / f"synthetic_{n}.h5ad")
-        for mode in args.modes.split(","):
-            if mode == "memory" and n > args.memory_max:
-                continue
-            command = [sys.executable, "-m", "diffaug_bio", "--quiet", "embed", str(source),
-                       "-o", str(args.out / "embedded.h5ad")]  # fmt: skip
-            if mode == "backed --model":  # inference only, with the first size's model
-                command += ["--backed", "--model", str(model_dir)]
-            else:
-                command += args.embed_args.split() + (["--backed"] if mode == "backed" else [])
-                if not model_dir.exists():
-                    command += ["--save-model", str(model_dir)]
-            wall, rss = measure(command)
-            written = ad.read_h5ad(args.out / "embedded.h5ad", backed="r")
-            assert written.obsm["X_diffaug"].shape[0] == n
-            rows.append({"cells": n, "mode": mode, "wall_s": round(wall, 1),
-                         "peak_rss_mb": round(rss), "cells_per_s": round(n / wall),
-                         "args": "" if "model" in mode else args.embed_args})  # fmt: skip
-            print(rows[-1], flush=True)
-            pd.DataFrame(rows).to_csv(args.out / "scaling.csv", index=False)
-        source.unlink()
+        try:
+            run_modes(args, modes, n, source, model_dir, rows)
+        finally:  # up to gigabytes at a million cells
+            source.unlink()
     results = pd.DataFrame(rows)
     plot(results, args.out / "scaling.png")
     print(results.to_string(index=False))
+
+
+def run_modes(
+    args: argparse.Namespace, modes: list[str], n: int, source: Path, model_dir: Path, rows: list
+) -> None:
+    """Time every mode on the ``n`` synthetic cells in ``source``; append rows, save the CSV."""
+    for mode in modes:
+        if mode == "memory" and n > args.memory_max:
+            continue
+        command = [sys.executable, "-m", "diffaug_bio", "--quiet", "embed", str(source),
+                   "-o", str(args.out / "embedded.h5ad")]  # fmt: skip
+        if mode == "backed --model":  # inference only, with the first size's model
+            command += ["--backed", "--model", str(model_dir)]
+        else:
+            command += args.embed_args.split() + (["--backed"] if mode == "backed" else [])
+            if not model_dir.exists():
+                command += ["--save-model", str(model_dir)]
+        wall, rss = measure(command)
+        written = ad.read_h5ad(args.out / "embedded.h5ad", backed="r")
+        assert written.obsm["X_diffaug"].shape[0] == n
+        rows.append({"cells": n, "mode": mode, "wall_s": round(wall, 1),
+                     "peak_rss_mb": round(rss), "cells_per_s": round(n / wall),
+                     "args": "" if "model" in mode else args.embed_args})  # fmt: skip
+        print(rows[-1], flush=True)
+        pd.DataFrame(rows).to_csv(args.out / "scaling.csv", index=False)
 
 
 if __name__ == "__main__":

@@ -147,3 +147,18 @@ def test_fit_on_seen_scores_the_seen_and_the_unseen_test_half(nontata_dir):
     assert sizes == [20, 20]  # the fixture's 40 test sequences, halved
     for line in lines:
         assert 0 <= float(line.rsplit(": ", 1)[1].rstrip("%")) <= 100
+
+
+def test_the_diagnostics_refuse_missing_data_in_one_line(tmp_path, bladder_path):
+    for script, arguments, message in [
+        ("scaling.py", ["--counts", str(tmp_path / "no.h5ad")], "no.h5ad: no such file"),
+        ("scaling.py", ["--counts", str(bladder_path), "--modes", "backed --model"],
+         "needs a training mode"),
+        ("leiden_spread.py", ["--data", str(tmp_path)], "mouse_bladder_2100.h5ad: no such file"),
+        ("fit_on_seen.py", ["--data", str(tmp_path)], "human_nontata_promoters: no such folder"),
+    ]:  # fmt: skip
+        out = ["--out", str(tmp_path)] if script == "scaling.py" else []
+        command = [sys.executable, str(BENCHMARKS / script), *out, *arguments]
+        completed = subprocess.run(command, capture_output=True, text=True, check=False)
+        assert completed.returncode == 2, (script, completed.stderr[-2000:])
+        assert message in completed.stderr.splitlines()[-1]  # was a traceback
