@@ -24,7 +24,15 @@ from .contrastive.views import (
     ViewFn,
     two_views,
 )
-from .diffusion import ConvDenoiser, DiffusionSpace, MLPDenoiser, OneHotSpace, PrincipalSpace
+from .diffusion import (
+    ConditionalDiffusion,
+    ConvDenoiser,
+    DiffusionSpace,
+    MLPDenoiser,
+    OneHotSpace,
+    PrincipalSpace,
+)
+from .diffusion.schedules import Schedule
 from .io.sequences import one_hot_decode
 
 
@@ -64,6 +72,21 @@ class Modality:
     """``(space dim, cond_dim, width) -> ε̂(x_t, t, z)`` network."""
     denoiser_width: int
     """The denoiser's hidden width (saved with a model, which is rebuilt with it)."""
+
+    def new_diffusion(
+        self,
+        n_features: int,
+        condition_dim: int,
+        schedule: Schedule,
+        width: int | None = None,
+        **settings: float,
+    ) -> ConditionalDiffusion:
+        """An untrained generator of positives for this data: its diffusion space (to be fitted
+        or loaded), a denoiser ``width`` wide (None: the modality's) conditioned on embeddings
+        of ``condition_dim``; ``settings`` go to :class:`ConditionalDiffusion`."""
+        space = self.diffusion_space(n_features)
+        denoiser = self.denoiser(space.dim, condition_dim, width or self.denoiser_width)
+        return ConditionalDiffusion(denoiser, schedule, space, **settings)
 
 
 EXPRESSION = Modality(

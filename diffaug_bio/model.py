@@ -24,7 +24,7 @@ from . import __version__, distributed
 from ._errors import InputError, reason, whole_number
 from ._utils import keeps_global_random_state, progress, resolve_device, seed_everything
 from .checkpoint import Checkpoints, data_digest
-from .diffusion import ConditionalDiffusion
+from .diffusion import ConditionalDiffusion, make_schedule
 from .encoders import build_encoder, projection_head
 from .io.expression import (
     BLOCK_ROWS,
@@ -328,10 +328,14 @@ class EmbeddingModel:
         return config
 
     def _new_diffusion(self, config: dict) -> ConditionalDiffusion:
-        space = self.modality.diffusion_space(self.n_features)
-        width = config.get("denoiser_width") or LEGACY_DENOISER_WIDTH[self.modality.name]
-        denoiser = self.modality.denoiser(space.dim, self.dim, width)
-        return ConditionalDiffusion.from_config(denoiser, space, config)
+        """The saved generator's shape and settings, untrained (its weights are loaded next)."""
+        process = config.get("process", "gaussian")  # models saved before the option
+        return self.modality.new_diffusion(
+            self.n_features, self.dim,
+            make_schedule(process, config["timesteps"], config["schedule"]),
+            config.get("denoiser_width") or LEGACY_DENOISER_WIDTH[self.modality.name],
+            ema_decay=config["ema_decay"], condition_dropout=config["condition_dropout"],
+        )  # fmt: skip
 
     def save(self, directory: str | os.PathLike) -> Path:
         """Write ``config.json`` (settings, input recipe, package version), ``encoder.pt`` and,

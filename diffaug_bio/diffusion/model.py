@@ -20,7 +20,7 @@ from torch import nn
 from .. import distributed
 from .._utils import mixed_precision
 from ..checkpoint import Checkpoints
-from .schedules import Schedule, make_schedule
+from .schedules import Schedule
 from .spaces import DiffusionSpace
 
 logger = logging.getLogger("diffaug_bio")
@@ -68,14 +68,6 @@ class ConditionalDiffusion(nn.Module):
             "condition_dropout": self.condition_dropout,
             "denoiser_width": self.denoiser.conditioning.width,
         }
-
-    @classmethod
-    def from_config(
-        cls, denoiser: nn.Module, space: DiffusionSpace, config: dict
-    ) -> ConditionalDiffusion:
-        process = config.get("process", "gaussian")  # models saved before the option
-        schedule = make_schedule(process, config["timesteps"], config["schedule"])
-        return cls(denoiser, schedule, space, config["ema_decay"], config["condition_dropout"])
 
     def loss(
         self,

@@ -164,12 +164,13 @@ class DiffAug(Method):
         """The conditional diffusion model of the M-steps, untrained: a space fitted on the
         data, a denoiser conditioned on embeddings of the encoder's size."""
         options = self.options
-        space = self.modality.diffusion_space(data.shape[1]).fit(data)
         condition_dim = self._embedding(trainer)(data[:2]).shape[1]
-        denoiser = self.modality.denoiser(space.dim, condition_dim, self.modality.denoiser_width)
         schedule = make_schedule(options.process, options.timesteps, options.schedule)
         dropout = CONDITION_DROPOUT if options.guidance > 0 else 0.0
-        diffusion = ConditionalDiffusion(denoiser, schedule, space, condition_dropout=dropout)
+        diffusion = self.modality.new_diffusion(
+            data.shape[1], condition_dim, schedule, condition_dropout=dropout
+        )
+        diffusion.space.fit(data)
         # on the training device before a resumed run restores its optimiser's state, which
         # lands on the parameters' device (moving the model later would leave it behind)
         return diffusion.to(trainer.device)
