@@ -96,26 +96,38 @@ def nearest_neighbours(
     return torch.from_numpy(neighbours)
 
 
-class NeighbourMixup:
+class _NeighbourPositives:
+    """Pair makers whose positive draws on one of the anchor's ``n_neighbors`` nearest
+    neighbours (found once, in ``features`` space)."""
+
+    def __init__(self, data: torch.Tensor, features: np.ndarray, n_neighbors: int, seed: int):
+        self.data = data
+        self.neighbours = nearest_neighbours(features, n_neighbors, seed=seed)
+
+    def _neighbour(
+        self, x: torch.Tensor, index: torch.Tensor, generator: torch.Generator
+    ) -> torch.Tensor:
+        """One random neighbour of each item of the batch, on the batch's device."""
+        pick = torch.randint(0, self.neighbours.shape[1], (len(index),), generator=generator)
+        return self.data[self.neighbours[index, pick]].to(x.device)
+
+
+class NeighbourMixup(_NeighbourPositives):
     """DiffAug's warm-up positives: ``x⁺ = α x + (1 − α) x_nb`` with ``α ~ U(0, 1)`` and
     ``x_nb`` one of the ``n_neighbors`` nearest neighbours of x in PCA space."""
 
     def __init__(self, data: torch.Tensor, n_neighbors: int = 10, seed: int = 0):
-        self.data = data
-        self.neighbours = nearest_neighbours(
-            data.reshape(len(data), -1).numpy(), n_neighbors, seed=seed
-        )
+        super().__init__(data, data.reshape(len(data), -1).numpy(), n_neighbors, seed)
 
     def __call__(
         self, x: torch.Tensor, index: torch.Tensor, generator: torch.Generator
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        pick = torch.randint(0, self.neighbours.shape[1], (len(index),), generator=generator)
-        neighbour = self.data[self.neighbours[index, pick]].to(x.device)
+        neighbour = self._neighbour(x, index, generator)
         alpha = torch.rand(len(index), *([1] * (x.dim() - 1)), generator=generator).to(x.device)
         return x, alpha * x + (1 - alpha) * neighbour
 
 
-class NeighbourViews:
+class NeighbourViews(_NeighbourPositives):
     """The mixup's analogue for data that cannot be averaged (sequences): the positive is a
     hand-designed view of one of the anchor's ``n_neighbors`` nearest neighbours in
     ``features`` space (for a random ``share`` of anchors), else of the anchor itself."""
@@ -129,16 +141,14 @@ class NeighbourViews:
         n_neighbors: int = 10,
         seed: int = 0,
     ):
-        self.data = data
+        super().__init__(data, features, n_neighbors, seed)
         self.view = view
         self.share = share
-        self.neighbours = nearest_neighbours(features, n_neighbors, seed=seed)
 
     def __call__(
         self, x: torch.Tensor, index: torch.Tensor, generator: torch.Generator
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        pick = torch.randint(0, self.neighbours.shape[1], (len(index),), generator=generator)
-        neighbour = self.data[self.neighbours[index, pick]].to(x.device)
+        neighbour = self._neighbour(x, index, generator)
         use = (torch.rand(len(index), generator=generator) < self.share).to(x.device)
         source = torch.where(use.view(-1, *([1] * (x.dim() - 1))), neighbour, x)
         return self.view(x, generator), self.view(source, generator)
