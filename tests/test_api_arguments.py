@@ -12,6 +12,7 @@ import anndata as ad
 import numpy as np
 import pandas as pd
 import pytest
+import scanpy as sc
 import torch
 
 import diffaug_bio as dab
@@ -247,3 +248,15 @@ def test_embed_file_checks_method_options_before_reading_the_file(tmp_path):
         dab.tl.embed_file(unreadable, backed=True, bank_size=1.5)
     with pytest.raises(InputError, match="not an HDF5 file"):  # valid options: then the file
         dab.tl.embed_file(unreadable, method="simclr", epochs=1, temperature=0.3)
+
+
+def test_umap_warns_when_the_picture_is_not_of_the_embedding(pbmc, tmp_path, caplog):
+    cells = pbmc[:200].copy()  # ships X_umap, from neighbours of X_pca
+    dab.tl.embed(cells, "simclr", epochs=1, dim=4)
+    dab.pl.umap(cells, "bulk_labels", tmp_path / "stale.png")
+    assert "comes from neighbours of X_pca / X, not of X_diffaug" in caplog.text
+    caplog.clear()
+    sc.pp.neighbors(cells, use_rep="X_diffaug")
+    sc.tl.umap(cells)
+    dab.pl.umap(cells, "bulk_labels", tmp_path / "fresh.png")
+    assert "comes from neighbours" not in caplog.text
