@@ -86,24 +86,13 @@ def dataset_kind(dataset: str) -> str:
 
 def check_method(spec: str, kind: str) -> None:
     """Refuse a method spec the task would refuse (unknown method or option, a bad value),
-    before any task runs: the options ``tl.embed`` / ``tl.train_dna`` take by name are
-    theirs, the rest go to the method."""
-    import inspect
-
+    before any task runs; the peers are run by name."""
     from diffaug_bio import tl
-    from diffaug_bio.methods import build_method
-    from diffaug_bio.modality import DNA, DNA_KMERS, EXPRESSION
 
     name, options = parse_method(spec)
-    if name in PEERS_CELLS or re.fullmatch(r"kmer\d+", name):  # peers: run by name
+    if name in PEERS_CELLS or re.fullmatch(r"kmer\d+", name):
         return
-    function = tl.train_dna if kind == "dna" else tl.embed
-    method_options = {key: value for key, value in options.items()
-                      if key not in inspect.signature(function).parameters}  # fmt: skip
-    modality = EXPRESSION
-    if kind == "dna":
-        modality = DNA_KMERS if options.get("encoder") == "kmer" else DNA
-    build_method(name, modality, **method_options)
+    tl.check_method_options(name, kind, **options)
 
 
 def _load_cells(task: Task):

@@ -24,6 +24,14 @@ from ._errors import InputError
 
 logger = logging.getLogger("diffaug_bio")
 
+_NO_BUFFER_SYNC = (
+    "forward_sync_buffers"
+    if "forward_sync_buffers" in inspect.signature(nn.parallel.DistributedDataParallel).parameters
+    else "broadcast_buffers"
+)
+"""DDP's switch that stops buffers being broadcast from rank 0 before every forward pass (a
+collective each); torch 2.13 renamed it (the new one still syncs them once, at wrapping)."""
+
 
 def requested() -> bool:
     """True when launched by torchrun (or any launcher) with more than one process."""
@@ -81,13 +89,7 @@ def wrap(module: nn.Module) -> nn.Module:
         # normalisation, and would leave each GPU with its own running statistics. SyncBatchNorm
         # works on GPUs only, so under gloo (CPU) the statistics stay per process.
         module = nn.SyncBatchNorm.convert_sync_batchnorm(module)
-    # buffers are not broadcast from rank 0 before every forward pass (a collective each);
-    # torch 2.13 renames the switch (its new one still syncs them once, at wrapping)
-    parameters = inspect.signature(nn.parallel.DistributedDataParallel).parameters
-    no_sync = (
-        "forward_sync_buffers" if "forward_sync_buffers" in parameters else "broadcast_buffers"
-    )
-    return nn.parallel.DistributedDataParallel(module, **{no_sync: False})
+    return nn.parallel.DistributedDataParallel(module, **{_NO_BUFFER_SYNC: False})
 
 
 def shard(index: torch.Tensor) -> torch.Tensor:

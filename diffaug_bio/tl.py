@@ -202,10 +202,6 @@ def embed(
     return model
 
 
-EMBED_PARAMETERS = frozenset(inspect.signature(embed).parameters)
-"""What :func:`embed` takes by name; its other keyword arguments are the method's."""
-
-
 def _refuse_training_options(method: str, **options: object) -> None:
     """Settings that only training reads, given with a saved model, which trains nothing."""
     given = [name for name, value in options.items() if value is not None]
@@ -307,8 +303,7 @@ def embed_file(
     destination = Path(output) if output is not None else default_output(path)
     fitted = _load(model, "expression") if model is not None else None
     if fitted is None:  # a mistyped method option fails before the file is read
-        method_options = {k: v for k, v in options.items() if k not in EMBED_PARAMETERS}
-        build_method(options.get("method", DEFAULT_METHOD), EXPRESSION, **method_options)
+        check_method_options(options.get("method", DEFAULT_METHOD), "cells", **options)
     check_output(destination, "an .h5ad file", H5AD_SUFFIXES)  # an .h5ad may be its own output
     with naming(path):
         if backed:
@@ -512,6 +507,19 @@ def train_dna(
             "linear-probe accuracy on the test split: %.4f", metrics["linear_probe_accuracy"]
         )
     return DNATrainingResult(model, adata, metrics)
+
+
+def check_method_options(method: str, kind: str = "cells", /, **options: object) -> None:
+    """Refuse an unknown ``method``, an option it does not take or a bad value, before any
+    data is read. ``options`` as :func:`embed` (``kind="cells"``) or :func:`train_dna`
+    (``"dna"``) takes them: those it names are its own, the rest go to the method."""
+    function = train_dna if kind == "dna" else embed
+    method_options = {key: value for key, value in options.items()
+                      if key not in inspect.signature(function).parameters}  # fmt: skip
+    modality = EXPRESSION
+    if kind == "dna":
+        modality = DNA_KMERS if options.get("encoder") == "kmer" else DNA
+    build_method(method, modality, **method_options)
 
 
 def _probe_possible(dataset: SequenceSet, train: np.ndarray) -> bool:
