@@ -7,6 +7,7 @@ label; DNA — a linear probe fitted on the train split and scored on the test s
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 
 import anndata as ad
@@ -21,10 +22,17 @@ from sklearn.preprocessing import StandardScaler
 
 from ._utils import keeps_torch_threads
 
+logger = logging.getLogger("diffaug_bio")
+
 
 def _folds(labels: np.ndarray, folds: int, seed: int) -> StratifiedKFold:
+    """``folds`` stratified folds, fewer when the smallest class cannot fill them (said)."""
     smallest = np.unique(labels, return_counts=True)[1].min()
-    return StratifiedKFold(min(folds, max(2, smallest)), shuffle=True, random_state=seed)
+    usable = min(folds, max(2, smallest))
+    if usable < folds:
+        logger.warning("the smallest class has %d items: %d-fold cross-validation instead "
+                       "of %d", smallest, usable, folds)  # fmt: skip
+    return StratifiedKFold(usable, shuffle=True, random_state=seed)
 
 
 def knn_accuracy(

@@ -613,6 +613,9 @@ def augment(
     Sequences (a path, a SequenceSet, or sequences as :func:`embed_dna` takes them) → a
     SequenceSet of valid A/C/G/T sequences named ``ID-augK``.
     ``layer`` and ``align_genes`` (cells) read the input as :func:`embed` does with a model.
+    Each positive is conditioned on the trained encoder's embedding of its source; the
+    generator last learned from the embeddings at the start of the final round, which the
+    round's contrastive epochs then moved a little (on pbmc68k_reduced, mean cosine 0.98).
     """
     if not isinstance(data, ad.AnnData | SequenceSet | str | os.PathLike):  # a list, a Series
         data = SequenceSet.of(data)

@@ -33,6 +33,14 @@ def test_cross_validated_accuracies_separate_signal_from_noise():
     assert leiden_scores(clustered, labels)["ari"] > 0.9
 
 
+def test_a_class_too_small_for_five_folds_is_said(caplog):
+    rng = np.random.default_rng(0)
+    labels = np.array(["x"] * 40 + ["y"] * 3)
+    with caplog.at_level("WARNING", logger="diffaug_bio"):
+        knn_accuracy(rng.normal(size=(43, 2)), labels, k=3)
+    assert "3-fold cross-validation instead of 5" in caplog.text
+
+
 def test_majority_fraction():
     assert majority_fraction(["a", "b", "b", "b"]) == 0.75
 

@@ -10,7 +10,8 @@ from torch import nn
 
 
 def mlp_block(n_in: int, n_out: int) -> nn.Sequential:
-    """Linear → BatchNorm → LeakyReLU(0.1), the reference DiffAug encoder block."""
+    """Linear → BatchNorm → LeakyReLU(0.1). The reference DiffAug encoder normalises after
+    the activation; this order is the one every benchmark in RESULTS.md measured."""
     return nn.Sequential(nn.Linear(n_in, n_out), nn.BatchNorm1d(n_out), nn.LeakyReLU(0.1))
 
 

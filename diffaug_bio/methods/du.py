@@ -84,8 +84,9 @@ class DU(Method):
                 raise InputError("--prior diffaug needs at least 2 epochs")
             diffaug = DiffAug(self.modality)
             trainer.loss = get_loss(diffaug.options.loss)
+            # its generator is not kept: conditioned on the encoder as the prior left it,
+            # which DU's epochs then move, it would generate off-condition positives
             diffaug.fit(trainer, data, prior_epochs)
-            self.diffusion = diffaug.diffusion
             prior = trainer.checkpoints.memo(
                 "du prior", lambda: torch.from_numpy(embed(trainer.encoder, data, trainer.device))
             )
