@@ -33,6 +33,7 @@ from .diffusion import (
     PrincipalSpace,
 )
 from .diffusion.schedules import Schedule
+from .io import ExpressionPreprocessing, KmerEncoding, SequenceEncoding
 from .io.sequences import one_hot_decode
 
 
@@ -48,6 +49,9 @@ class Modality:
     name: str
     reads: str
     """The input it embeds: "expression" (cells, an AnnData) or "dna" (sequences)."""
+    recipe: type[ExpressionPreprocessing | SequenceEncoding | KmerEncoding]
+    """The input recipe (raw input → encoder input), rebuilt by ``from_dict`` from a saved
+    model's config."""
     default_encoder: str
     encoder_hidden: tuple[int, ...]
     """The MLP encoder's hidden widths (tabular data; the sequence encoders have their own
@@ -72,6 +76,11 @@ class Modality:
     """``(space dim, cond_dim, width) -> ε̂(x_t, t, z)`` network."""
     denoiser_width: int
     """The denoiser's hidden width (saved with a model, which is rebuilt with it)."""
+    legacy_encoder_hidden: tuple[int, ...]
+    legacy_denoiser_width: int
+    """The shapes of models saved before they were recorded."""
+    writes_positives: bool = True
+    """Whether generated positives can be written out as input data (``augment``)."""
 
     def new_diffusion(
         self,
@@ -92,6 +101,7 @@ class Modality:
 EXPRESSION = Modality(
     name="expression",
     reads="expression",
+    recipe=ExpressionPreprocessing,
     default_encoder="mlp",
     # measured (RESULTS.md): level with (512, 256) in 55–73% of the training time — bladder
     # and pbmc kNN-15 +0.02 / +0.03, ARI +0.003 (ten seeds); non-TATA k-mer-7 probe +0.3 on
@@ -115,10 +125,13 @@ EXPRESSION = Modality(
     # for a quarter less time (84 vs 113 s, within the 90 s budget); on pbmc 512 is better
     # (80.6 vs 79.5%): a trade-off, see RESULTS.md
     denoiser_width=256,
+    legacy_encoder_hidden=(512, 256),
+    legacy_denoiser_width=512,
 )
 DNA = Modality(
     name="dna",
     reads="dna",
+    recipe=SequenceEncoding,
     default_encoder="cnn",
     encoder_hidden=(),
     default_dim=128,
@@ -138,13 +151,17 @@ DNA = Modality(
     diffusion_space=lambda n_features: OneHotSpace(),
     denoiser=lambda n_features, cond_dim, width: ConvDenoiser(cond_dim, width),
     denoiser_width=64,
+    legacy_encoder_hidden=(),
+    legacy_denoiser_width=64,
 )
-DNA_KMERS = replace(EXPRESSION, name="dna-kmer", reads="dna")
+DNA_KMERS = replace(
+    EXPRESSION, name="dna-kmer", reads="dna", recipe=KmerEncoding, writes_positives=False
+)
 """Sequences read as k-mer count vectors (:class:`~diffaug_bio.io.KmerEncoding`): tabular
 data, so the cells' training pieces apply unchanged — MLP encoder, neighbour-mixup
 warm-up, principal-space diffusion. On non-TATA promoters (benchmarks/RESULTS.md): 88.1%
 fitted on every sequence; 82.8% on the train split alone (the CNN on one-hot: 81.7%).
-Positives stay k-mer spectra, not sequences."""
+Positives stay k-mer spectra, which do not decode to sequences: ``augment`` cannot write them."""
 MODALITIES = {m.name: m for m in (EXPRESSION, DNA, DNA_KMERS)}
 
 

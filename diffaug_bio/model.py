@@ -46,16 +46,6 @@ FORMAT = "diffaug-bio-model/1"
 SEED_MAX = 2**32 - 1
 """The largest seed NumPy's generators take."""
 InputRecipe = ExpressionPreprocessing | SequenceEncoding | KmerEncoding
-RECIPES: dict[str, type[InputRecipe]] = {
-    "expression": ExpressionPreprocessing,
-    "dna": SequenceEncoding,
-    "dna-kmer": KmerEncoding,
-}
-"""Each modality's input recipe, by the name saved in a model's config."""
-LEGACY_DENOISER_WIDTH = {"expression": 512, "dna": 64}
-"""The width of models saved before it was recorded (all of them cells or one-hot DNA)."""
-LEGACY_ENCODER_HIDDEN = {"expression": (512, 256), "dna-kmer": (512, 256), "dna": ()}
-"""The MLP encoder's hidden widths in models saved before they were recorded."""
 
 
 class EmbeddingModel:
@@ -79,8 +69,7 @@ class EmbeddingModel:
         self.dim = self.modality.default_dim if dim is None else whole_number("--dim", dim, 2)
         hidden = self.modality.encoder_hidden if encoder_hidden is None else encoder_hidden
         self.encoder_hidden = tuple(hidden)
-        # sequence encoders take one-hot windows of any length: no fixed feature count
-        self.n_features = 0 if isinstance(recipe, SequenceEncoding) else recipe.n_features
+        self.n_features = recipe.n_features
         self.training: dict = {}
         self.encoder: torch.nn.Module | None = None
         self.diffusion: ConditionalDiffusion | None = None
@@ -282,7 +271,7 @@ class EmbeddingModel:
         ``align_genes`` and ``layer`` (cells only) as in :meth:`embed`."""
         if self.diffusion is None:
             raise InputError("this model has no generator: train it with --method diffaug")
-        if isinstance(self.recipe, KmerEncoding):
+        if not self.modality.writes_positives:
             raise InputError(
                 "this k-mer model generates k-mer spectra, which do not decode to sequences; "
                 "augment needs a DNA model trained with --encoder cnn or transformer"
@@ -333,7 +322,7 @@ class EmbeddingModel:
         return self.modality.new_diffusion(
             self.n_features, self.dim,
             make_schedule(process, config["timesteps"], config["schedule"]),
-            config.get("denoiser_width") or LEGACY_DENOISER_WIDTH[self.modality.name],
+            config.get("denoiser_width") or self.modality.legacy_denoiser_width,
             ema_decay=config["ema_decay"], condition_dropout=config["condition_dropout"],
         )  # fmt: skip
 
@@ -384,8 +373,8 @@ class EmbeddingModel:
             raise InputError(
                 f"{directory} holds a model for {saved.name} data, but {modality} input was given"
             )
-        recipe = RECIPES[saved.name].from_dict(config["input"])
-        hidden = config.get("encoder_hidden", LEGACY_ENCODER_HIDDEN[saved.name])
+        recipe = saved.recipe.from_dict(config["input"])
+        hidden = config.get("encoder_hidden", saved.legacy_encoder_hidden)
         model = cls(saved.name, recipe, config["encoder"], config["dim"], hidden)
         model.training = config.get("training", {})
         model.encoder = model._new_encoder()

@@ -485,7 +485,7 @@ def train_dna(
               batch_size=batch_size, **method_options)  # fmt: skip
     embedding = model.embed(prepared, device)
     adata = sequences_adata(dataset, embedding)
-    _record_params(adata, model, fit_on=fit_on, **_dna_input_params(model))
+    _record_params(adata, model, fit_on=fit_on, **model.recipe.summary())
     metrics: dict = {
         "method": method,
         "encoder": encoder,
@@ -548,13 +548,6 @@ def _dna_model(
     return EmbeddingModel.for_dna(encoding, encoder, dim)
 
 
-def _dna_input_params(model: EmbeddingModel) -> dict:
-    """How sequences became encoder input: the one-hot window, or the k-mer length."""
-    if isinstance(model.recipe, KmerEncoding):
-        return {"k": model.recipe.k}
-    return {"max_len": model.recipe.max_len}
-
-
 def embed_dna(
     sequences: str | os.PathLike | SequenceSet | Sequence[str] | Mapping[str, str],
     model: EmbeddingModel | str | os.PathLike,
@@ -573,8 +566,9 @@ def embed_dna(
         if not len(sequences):
             raise InputError("no sequences to embed")
         adata = sequences_adata(sequences, model.embed(sequences, device))
-        _warn_cropped(model, sequences)  # after embed checked every sequence: errors come alone
-    _record_params(adata, model, **_dna_input_params(model))
+        # after embed checked every sequence: errors come alone
+        model.recipe.warn_cropped(sequences)
+    _record_params(adata, model, **model.recipe.summary())
     return adata
 
 
@@ -633,7 +627,7 @@ def augment(
             data, n, seed, device, align_genes=align_genes, layer=layer
         ).numpy()
     if isinstance(data, SequenceSet):
-        _warn_cropped(model, data)  # after the sequences were checked: errors come alone
+        model.recipe.warn_cropped(data)  # after the sequences were checked: errors come alone
     copies = np.repeat(np.arange(n), len(data) if isinstance(data, SequenceSet) else data.n_obs)
     if isinstance(data, SequenceSet):
         sources, ids = np.tile(np.arange(len(data)), n), unique_ids(data)
@@ -651,12 +645,6 @@ def augment(
     augmented = ad.AnnData(values.astype(np.float32), obs=obs, var=pd.DataFrame(index=recipe.genes))
     _record_params(augmented, model, normalisation=recipe.normalisation)
     return augmented
-
-
-def _warn_cropped(model: EmbeddingModel, sequences: SequenceSet) -> None:
-    """One-hot models see a fixed window; say when new sequences are cut to it."""
-    if isinstance(model.recipe, SequenceEncoding):
-        model.recipe.warn_cropped(sequences)
 
 
 def _holds_cells(path: str | os.PathLike) -> bool:

@@ -72,6 +72,13 @@ class KmerEncoding:
     def n_features(self) -> int:
         return len(self.scaling.genes)
 
+    def summary(self) -> dict:
+        """How sequences became encoder input, as ``uns["diffaug"]["params"]`` records it."""
+        return {"k": self.k}
+
+    def warn_cropped(self, sequences: SequenceSet) -> None:
+        """Nothing to say: k-mer counts have no window, so no sequence is cropped."""
+
     def transform(self, sequences: SequenceSet) -> np.ndarray:
         counts = _counts(sequences, self.k, advice="remove them (the model's k is fixed)")
         return self.scaling.transform_rows(counts, np.arange(self.n_features))

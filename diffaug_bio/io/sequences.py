@@ -285,6 +285,15 @@ class SequenceEncoding:
         encoding.warn_cropped(sequences)
         return encoding
 
+    @property
+    def n_features(self) -> int:
+        """0: the sequence encoders take one-hot windows of any length, no fixed count."""
+        return 0
+
+    def summary(self) -> dict:
+        """How sequences became encoder input, as ``uns["diffaug"]["params"]`` records it."""
+        return {"max_len": self.max_len}
+
     def warn_cropped(self, sequences: SequenceSet) -> None:
         """Say how many ``sequences`` lose their flanks to the window, if any do."""
         cropped = sum(len(s) > self.max_len for s in sequences.sequences)
