@@ -19,7 +19,7 @@ from ._utils import set_progress
 from .checkpoint import DEFAULT_EVERY_S, Checkpoints
 from .contrastive.losses import INFONCE_TEMPERATURE, LOSSES
 from .diffusion.schedules import BETA_SCHEDULES, SCHEDULES
-from .io.expression import DEFAULT_NORMALISATION, NORMALISATIONS
+from .io.expression import DEFAULT_NORMALISATION, RECIPE_NORMALISATIONS
 from .io.files import check_output_folder
 from .io.kmers import DEFAULT_K, K_RANGE
 from .methods import METHODS, DiffAug, Method
@@ -253,11 +253,12 @@ def cli(quiet: bool, verbose: bool) -> None:
 )
 @click.option(
     "--normalisation",
-    type=click.Choice(NORMALISATIONS),
+    type=click.Choice(RECIPE_NORMALISATIONS),
     default=None,
     help="How raw counts are normalised: pearson (Pearson residuals) or log1p "
-    f"(normalize_total + log1p) [default: {DEFAULT_NORMALISATION}]. Other input is used as it "
-    "is.",
+    f"(normalize_total + log1p) [default: {DEFAULT_NORMALISATION}]; named, either also reads "
+    "non-integer counts (EM quantifiers). none: values used as they are, integers too (a "
+    "table of ages or doses). Other input is used as it is.",
 )
 @training_options
 @checkpoint_options

@@ -163,8 +163,10 @@ def embed(
     ``n_top_genes``: highly variable genes the encoder sees (None: the method's count, 5,000
     for diffaug and 2,000 for the others; fewer genes in ``adata``: all of them).
     ``normalisation`` of raw counts: ``"pearson"`` (Pearson residuals, the default) or
-    ``"log1p"`` (normalize_total + log1p). Input that is not counts is used as it is (naming
-    a normalisation is then an error).
+    ``"log1p"`` (normalize_total + log1p); either, named, also reads non-integer counts (EM
+    quantifiers, ambient-corrected); ``"none"`` uses the values as they are, integers too (a
+    table of ages or doses). Input that is not counts is used as it is (naming
+    ``"pearson"`` or ``"log1p"`` is then an error).
     ``train_cells``: train on a random sample of this many cells (None: all), embed all.
     ``epochs`` (None: 100), ``dim`` (None: 50), ``batch_size`` (None: 256, also the
     negatives per cell); ``seed`` fixes every random choice (same seed and thread count, same

@@ -147,3 +147,71 @@ def test_a_model_saved_before_pearson_residuals_reads_as_log1p(bladder):
     restored = ExpressionPreprocessing.from_dict(old)
     assert restored.normalisation == "log1p"
     np.testing.assert_allclose(restored.transform(bladder), x, atol=1e-5)
+
+
+def test_a_model_trained_on_log_values_refuses_raw_counts(bladder):
+    log_data = bladder.copy()
+    sc.pp.normalize_total(log_data)
+    sc.pp.log1p(log_data)
+    recipe, x = ExpressionPreprocessing.fit(log_data, n_top_genes=500)
+    assert recipe.normalisation is None and recipe.input_kind == "values"
+    restored = ExpressionPreprocessing.from_dict(recipe.to_dict())
+    np.testing.assert_allclose(restored.transform(log_data), x, atol=1e-5)
+    with pytest.raises(InputError, match="trained on values that are not raw counts"):
+        restored.transform(bladder)  # counts straight from the aligner
+    legacy = recipe.to_dict()
+    del legacy["input_kind"]  # saved before the kind was recorded: not checked
+    assert ExpressionPreprocessing.from_dict(legacy).transform(bladder).shape == x.shape
+
+
+def test_normalisation_none_uses_integer_tables_as_they_are(bladder):
+    table = bladder[:, :20].copy()
+    table.X = table.X.toarray()
+    table.X[:, 0] -= 3  # negative integers: a difference, not a count with an error in it
+    recipe, x = ExpressionPreprocessing.fit(table, normalisation="none")
+    assert recipe.normalisation is None and recipe.input_kind == "none"
+    floats = table.copy()
+    floats.X = floats.X + 0.5
+    assert recipe.transform(floats).shape == (table.n_obs, 20)  # taken as it comes, unchecked
+    values = np.asarray(table.X, dtype=np.float64)
+    expected = (values - values.mean(axis=0)) / np.where(
+        values.std(axis=0) > 0, values.std(axis=0), 1
+    )
+    np.testing.assert_allclose(x, np.clip(expected, -10, 10), atol=1e-4)
+    with pytest.raises(InputError, match="negative values where counts are expected"):
+        ExpressionPreprocessing.fit(table)  # detected as counts, as before
+
+
+def test_named_normalisation_reads_fractional_counts(bladder, caplog):
+    fractional = bladder.copy()
+    fractional.X = fractional.X.astype(np.float32)
+    fractional.X.data[::50] += 0.5  # EM-quantified counts are not all integers
+    recipe, x = ExpressionPreprocessing.fit_rows(
+        fractional.X,
+        fractional.var_names,
+        n_top_genes=500,
+        normalisation="log1p",
+        counts_required=True,
+    )
+    assert recipe.normalisation == "log1p" and recipe.input_kind == "fractional counts"
+    np.testing.assert_allclose(recipe.transform(fractional), x, atol=1e-5)
+    recipe, _ = ExpressionPreprocessing.fit_rows(
+        fractional.X, fractional.var_names, normalisation="pearson", counts_required=True
+    )
+    assert recipe.normalisation == "pearson"
+    unnamed, _ = ExpressionPreprocessing.fit(fractional, n_top_genes=5000)
+    assert unnamed.normalisation is None  # only the user can tell them from CPM
+    log_data = bladder.copy()
+    sc.pp.normalize_total(log_data)
+    sc.pp.log1p(log_data)
+    with pytest.raises(InputError, match="needs raw counts"):  # log values are not counts
+        ExpressionPreprocessing.fit_rows(
+            log_data.X, log_data.var_names, normalisation="log1p", counts_required=True
+        )
+
+
+def test_n_top_genes_on_scaled_data_says_all_genes_are_kept(pbmc, caplog):
+    with caplog.at_level("WARNING", logger="diffaug_bio"):
+        recipe, _ = ExpressionPreprocessing.fit(pbmc, n_top_genes=100)
+    assert recipe.n_features == pbmc.n_vars
+    assert "all 765 features are kept" in caplog.text

@@ -19,6 +19,7 @@ The rule, decided once at fit time and saved with a model:
 from __future__ import annotations
 
 import logging
+import warnings
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -41,6 +42,10 @@ DEFAULT_N_TOP_GENES = 2000
 more (``Method.n_top_genes``): DiffAug gains from 5,000, the view-based methods lose."""
 NORMALISATIONS = ("log1p", "pearson")
 """How raw counts may be normalised; input that is not counts is used as it is."""
+AS_IS = "none"
+"""``--normalisation none``: the values are used as they are, even when they are integers
+(a table of ages, scores or doses is not counts to normalise per row)."""
+RECIPE_NORMALISATIONS = (*NORMALISATIONS, AS_IS)
 DEFAULT_NORMALISATION = "pearson"
 """Measured on mouse bladder (benchmarks/RESULTS.md): every method's kNN-15 is 2.4 (diffaug)
 to 5.9 (simclr) points higher on Pearson residuals than on log1p."""
@@ -118,10 +123,10 @@ def _values(matrix: np.ndarray | sparse.spmatrix) -> np.ndarray:
     return np.asarray(matrix).ravel()
 
 
-def check_normalisation(normalisation: str) -> None:
+def check_normalisation(normalisation: str, choices: tuple[str, ...] = NORMALISATIONS) -> None:
     """Refuse a normalisation name this package does not know (the product and its peer)."""
-    if normalisation not in NORMALISATIONS:
-        raise InputError(f"unknown normalisation {normalisation!r}: choose log1p or pearson")
+    if normalisation not in choices:
+        raise InputError(f"unknown normalisation {normalisation!r}: choose {' or '.join(choices)}")
 
 
 def check_finite(matrix: np.ndarray | sparse.spmatrix, what: str) -> None:
@@ -131,10 +136,12 @@ def check_finite(matrix: np.ndarray | sparse.spmatrix, what: str) -> None:
         raise InputError(f"{what} holds {bad} NaN or infinite values; clean them before embedding")
 
 
-def check_values(matrix: np.ndarray | sparse.spmatrix, what: str) -> None:
-    """Refuse what no recipe can use: NaN / inf, a matrix that is zero everywhere, and
-    negative values among integers (counts with an error in them: scaled or log data are
-    not integers, so they pass)."""
+def check_values(
+    matrix: np.ndarray | sparse.spmatrix, what: str, counts_expected: bool = True
+) -> None:
+    """Refuse what no recipe can use: NaN / inf, a matrix that is zero everywhere, and, where
+    ``counts_expected``, negative values among integers (counts with an error in them: scaled
+    or log data are not integers, so they pass)."""
     if 0 in matrix.shape:
         cells, genes = matrix.shape
         raise InputError(f"{what} is empty ({cells} cells × {genes} genes)")
@@ -143,7 +150,7 @@ def check_values(matrix: np.ndarray | sparse.spmatrix, what: str) -> None:
     if not values.any():
         raise InputError(f"{what} is zero everywhere; there is nothing to embed")
     negative = values < 0
-    if negative.any() and np.all(np.mod(values, 1) == 0):
+    if counts_expected and negative.any() and np.all(np.mod(values, 1) == 0):
         raise InputError(
             f"{what} holds negative values where counts are expected "
             f"({int(negative.sum())} values < 0, smallest {values.min():g})"
@@ -164,6 +171,14 @@ def looks_like_counts(matrix: np.ndarray | sparse.spmatrix) -> bool:
     """True when every stored value is a non-negative integer."""
     values = _values(matrix)
     return bool(values.size and values.min() >= 0 and np.all(np.mod(values, 1) == 0))
+
+
+def may_be_fractional_counts(matrix: np.ndarray | sparse.spmatrix) -> bool:
+    """Non-negative values beyond any log scale: counts that need not be integers (EM
+    quantifiers such as alevin-fry or kallisto, ambient-corrected counts), which only the
+    user can tell from CPM / TPM, so only an explicit normalisation reads them as counts."""
+    values = _values(matrix)
+    return bool(values.size and values.min() >= 0 and values.max() > LOG_SCALE_LIMIT)
 
 
 @keeps_torch_threads
@@ -232,6 +247,10 @@ class ExpressionPreprocessing:
     layer: str | None = None
     normalisation: str | None = None
     """One of NORMALISATIONS for raw counts; None: the input is used as it is."""
+    input_kind: str | None = None
+    """What the training input was: "counts", "fractional counts" or "values" (neither), which
+    new input must match; "none" (taken as it was, unchecked: ``--normalisation none``); None
+    for models saved before it was recorded."""
     mean: np.ndarray = field(default_factory=lambda: np.zeros(0, np.float32))
     std: np.ndarray = field(default_factory=lambda: np.ones(0, np.float32))
     gene_fraction: np.ndarray = field(default_factory=lambda: np.zeros(0, np.float32))
@@ -265,27 +284,34 @@ class ExpressionPreprocessing:
     ) -> tuple[ExpressionPreprocessing, np.ndarray]:
         """:meth:`fit` on a matrix of cells (all of them, or a sample of a large file) whose
         columns are ``var_names``, taken from ``layer`` (None: X). ``normalisation``: how
-        raw counts are normalised; other input is used as it is, or refused with
-        ``counts_required`` (the user asked for a normalisation). ``source`` names the
-        matrix in messages (default: the layer, or X)."""
+        raw counts are normalised (``"none"``: not at all); other input is used as it is, or
+        refused with ``counts_required`` (the user asked for a normalisation), which also
+        reads non-integer values beyond a log scale as (fractional) counts. ``source`` names
+        the matrix in messages (default: the layer, or X)."""
         n_top_genes = whole_number("--n-top-genes", n_top_genes, 1)
-        check_normalisation(normalisation)
+        check_normalisation(normalisation, RECIPE_NORMALISATIONS)
         check_unique_genes(var_names)
         source = source or matrix_name(layer)
-        check_values(matrix, source)
-        if not looks_like_counts(matrix):
+        check_values(matrix, source, counts_expected=normalisation != AS_IS)
+        if normalisation == AS_IS:
+            logger.info("%s used as it is (--normalisation none)", source)
+            return cls._fit_values(matrix, var_names, layer, n_top_genes, None, AS_IS)
+        kind = "counts" if looks_like_counts(matrix) else "values"
+        if kind == "values" and counts_required and may_be_fractional_counts(matrix):
+            kind = "fractional counts"
+        if kind == "values":
             if counts_required:
                 raise InputError(
                     f"--normalisation {normalisation} needs raw counts, and {source} is not "
-                    "(its values are not all non-negative integers)"
+                    "(its values are not all non-negative integers, nor beyond a log scale)"
                 )
             logger.info("%s is not raw counts: values used as they are", source)
-            return cls._fit_values(matrix, var_names, layer, n_top_genes, None)
+            return cls._fit_values(matrix, var_names, layer, n_top_genes, None, kind)
         if normalisation == "pearson":
-            logger.info("%s holds raw counts: Pearson residuals", source)
-            return cls._fit_pearson(matrix, var_names, layer, n_top_genes)
-        logger.info("%s holds raw counts: normalize_total(1e4) + log1p", source)
-        return cls._fit_values(_log_normalise(matrix), var_names, layer, n_top_genes, "log1p")
+            logger.info("%s holds raw %s: Pearson residuals", source, kind)
+            return cls._fit_pearson(matrix, var_names, layer, n_top_genes, kind)
+        logger.info("%s holds raw %s: normalize_total(1e4) + log1p", source, kind)
+        return cls._fit_values(_log_normalise(matrix), var_names, layer, n_top_genes, "log1p", kind)
 
     @classmethod
     @keeps_torch_threads
@@ -296,22 +322,30 @@ class ExpressionPreprocessing:
         layer: str | None,
         n_top_genes: int,
         normalisation: str | None,
+        input_kind: str,
     ) -> tuple[ExpressionPreprocessing, np.ndarray]:
         """Highly variable genes (seurat flavour) of normalised or as-is values, standardised."""
         genes = list(map(str, var_names))
         non_negative = _values(matrix).min(initial=0) >= 0
+        if len(genes) > n_top_genes and not non_negative:
+            logger.warning(
+                "%s holds negative values (scaled data?): all %d features are kept, as "
+                "highly variable genes are chosen on non-negative values only",
+                matrix_name(layer), len(genes),
+            )  # fmt: skip
         if len(genes) > n_top_genes and non_negative:
             largest = _values(matrix).max(initial=0)
             if largest > LOG_SCALE_LIMIT:
                 raise InputError(
                     f"the values of {matrix_name(layer)} reach {largest:.4g}: not a log scale, "
                     "which choosing highly variable genes assumes; run sc.pp.log1p on them, give "
-                    f"raw counts (--layer), or keep all {len(genes)} features with --n-top-genes"
+                    "raw counts (--layer; non-integer counts with --normalisation pearson or "
+                    f"log1p), or keep all {len(genes)} features with --n-top-genes"
                 )
             scratch = ad.AnnData(matrix, var=pd.DataFrame(index=pd.Index(genes)))
             sc.pp.highly_variable_genes(scratch, n_top_genes=n_top_genes, flavor="seurat")
             matrix, genes = _keep_highly_variable(matrix, genes, scratch)
-        recipe = cls(genes=genes, layer=layer, normalisation=normalisation)
+        recipe = cls(genes=genes, layer=layer, normalisation=normalisation, input_kind=input_kind)
         return recipe, recipe._fit_scaling(_dense(matrix))
 
     @classmethod
@@ -322,6 +356,7 @@ class ExpressionPreprocessing:
         var_names: pd.Index,
         layer: str | None,
         n_top_genes: int,
+        input_kind: str,
     ) -> tuple[ExpressionPreprocessing, np.ndarray]:
         """Genes of highest Pearson residual variance (scanpy), their residuals standardised."""
         _refuse_empty_cells(counts)
@@ -331,14 +366,16 @@ class ExpressionPreprocessing:
                 sparse.csr_matrix(counts, dtype=np.float32),
                 var=pd.DataFrame(index=pd.Index(genes)),
             )
-            sc.experimental.pp.highly_variable_genes(
-                scratch, flavor="pearson_residuals", n_top_genes=n_top_genes,
-                theta=PEARSON_THETA,
-            )  # fmt: skip
+            with warnings.catch_warnings():  # fractional counts were asked for by name
+                warnings.filterwarnings("ignore", "`flavor='pearson_residuals'` expects raw")
+                sc.experimental.pp.highly_variable_genes(
+                    scratch, flavor="pearson_residuals", n_top_genes=n_top_genes,
+                    theta=PEARSON_THETA,
+                )  # fmt: skip
             counts, genes = _keep_highly_variable(counts, genes, scratch)
         totals = np.asarray(counts.sum(axis=0, dtype=np.float64)).ravel()  # float16 overflows
         recipe = cls(
-            genes=genes, layer=layer, normalisation="pearson",
+            genes=genes, layer=layer, normalisation="pearson", input_kind=input_kind,
             gene_fraction=(totals / totals.sum()).astype(np.float32),
             residual_clip=float(np.sqrt(counts.shape[0])),
         )  # fmt: skip
@@ -404,11 +441,7 @@ class ExpressionPreprocessing:
         names the matrix in messages (default: the layer the recipe was fitted on)."""
         source = source or matrix_name(self.layer)
         check_finite(matrix, source)
-        if self.normalise and not looks_like_counts(matrix):
-            raise InputError(
-                f"the model was trained on raw counts ({matrix_name(self.layer)}), and {source} "
-                "does not hold counts; name the layer that does with --layer"
-            )
+        self._check_kind(matrix, source)
         if self.normalisation == "log1p":
             matrix = _log_normalise(matrix)
         present = index >= 0
@@ -424,6 +457,26 @@ class ExpressionPreprocessing:
         dense[:, present] = values
         dense[:, ~present] = self.mean[~present]
         return self._standardise(dense)
+
+    def _check_kind(self, matrix: np.ndarray | sparse.spmatrix, source: str) -> None:
+        """Refuse input of another kind than the training input's: the recipe would run on
+        it without an error and give a meaningless embedding (counts read as log values)."""
+        trained_on = matrix_name(self.layer)
+        if self.normalise:
+            counts = looks_like_counts(matrix) or (
+                self.input_kind == "fractional counts" and may_be_fractional_counts(matrix)
+            )
+            if not counts:
+                raise InputError(
+                    f"the model was trained on raw counts ({trained_on}), and {source} does "
+                    "not hold counts; name the layer that does with --layer"
+                )
+        elif self.input_kind == "values" and looks_like_counts(matrix) and _values(matrix).any():
+            raise InputError(
+                f"the model was trained on values that are not raw counts ({trained_on}: "
+                f"log-normalised, scaled or a table's), and {source} holds raw counts; give "
+                "the values it was trained on (--layer), normalised the same way"
+            )
 
     def _shares(self, present: np.ndarray) -> np.ndarray:
         """The training shares of the genes present; with some absent, rescaled to sum to one,
@@ -443,6 +496,7 @@ class ExpressionPreprocessing:
             "genes": self.genes,
             "layer": self.layer,
             "normalisation": self.normalisation,
+            "input_kind": self.input_kind,
             "mean": self.mean.tolist(),
             "std": self.std.tolist(),
             "gene_fraction": self.gene_fraction.tolist(),
@@ -456,6 +510,7 @@ class ExpressionPreprocessing:
             layer=config["layer"],
             # models saved before Pearson residuals hold only "normalise": log1p or nothing
             normalisation=config.get("normalisation", "log1p" if config.get("normalise") else None),
+            input_kind=config.get("input_kind"),
             mean=np.asarray(config["mean"], dtype=np.float32),
             std=np.asarray(config["std"], dtype=np.float32),
             gene_fraction=np.asarray(config.get("gene_fraction", []), dtype=np.float32),
