@@ -319,8 +319,14 @@ def embed_file(
         fitted = embed(adata, layer=layer, key_added=key_added, train_cells=train_cells,
                        model=fitted, align_genes=align_genes, device=device,
                        **options)  # fmt: skip
-    if distributed.is_main():
+    if not distributed.is_main():
+        return fitted
+    if table_separator(path):
         write_h5ad_atomic(adata, destination)
+    else:  # a copy of the file with the two new elements: its compression, chunks and any
+        # element this anndata version would rewrite differently stay as they were
+        write_embedding_beside(path, destination, key_added, adata.obsm[key_added],
+                               lambda previous: adata.uns["diffaug"])  # fmt: skip
     return fitted
 
 

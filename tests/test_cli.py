@@ -6,6 +6,7 @@ import subprocess
 import sys
 
 import anndata as ad
+import h5py
 import numpy as np
 import pytest
 from click.testing import CliRunner
@@ -63,6 +64,18 @@ def test_embed_in_place_with_key_and_saved_model(bladder_path, tmp_path):
     records = again.uns["diffaug"]["embeddings"]  # each key keeps how it was made
     assert sorted(records) == ["X_again", "X_mine"] and records["X_mine"]["schedule"] == "linear"
     assert again.uns["diffaug"]["params"]["key_added"] == "X_again"  # the latest
+
+
+def test_embed_in_place_keeps_the_files_compression(bladder_path, tmp_path):
+    source = tmp_path / "cells.h5ad"
+    ad.read_h5ad(bladder_path).write_h5ad(source, compression="gzip")
+    result = run("embed", source, "--method", "simclr", "--epochs", "1", "--dim", "4")
+    assert result.exit_code == 0, result.output
+    with h5py.File(source) as file:  # rewritten by anndata, it came back uncompressed
+        assert file["X/data"].compression == "gzip" and "X_diffaug" in file["obsm"]
+    updated = ad.read_h5ad(source)
+    assert updated.obsm["X_diffaug"].shape == (updated.n_obs, 4)
+    assert updated.uns["diffaug"]["params"]["method"] == "simclr"
 
 
 def test_train_dna_writes_three_outputs_and_embed_dna_reuses_the_model(

@@ -59,6 +59,8 @@ def test_layer_is_used_and_unknown_layer_is_named(bladder):
     assert recipe.layer == "counts" and recipe.normalise and np.abs(x).sum() > 0
     with pytest.raises(InputError, match=r"unknown layer 'spliced'.*counts"):
         ExpressionPreprocessing.fit(bladder, layer="spliced")
+    with pytest.raises(InputError, match=r"adata.raw is not a layer: .*raw.to_adata\(\)"):
+        ExpressionPreprocessing.fit(bladder, layer="raw")
 
 
 def test_transform_reproduces_fit_and_refuses_missing_genes(bladder):

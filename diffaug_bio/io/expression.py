@@ -81,7 +81,12 @@ def matrix_name(layer: str | None) -> str:
 
 def unknown_layer(layer: str, available: Iterable[str]) -> InputError:
     listed = ", ".join(available) or "none"
-    return InputError(f"unknown layer {layer!r} (layers in the file: {listed}; X is --layer X)")
+    raw = ""
+    if layer.lower() in {"raw", "raw.x"}:  # CELLxGENE files keep their counts in raw.X
+        raw = "; adata.raw is not a layer: write adata.raw.to_adata() to a file and embed that"
+    return InputError(
+        f"unknown layer {layer!r} (layers in the file: {listed}; X is --layer X{raw})"
+    )
 
 
 def get_matrix(adata: ad.AnnData, layer: str | None) -> np.ndarray | sparse.spmatrix:
