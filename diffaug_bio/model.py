@@ -245,8 +245,9 @@ class EmbeddingModel:
             matrix = get_matrix(data, layer)
         index = self.recipe.gene_index(data.var_names, align_genes)
         blocks = row_blocks(matrix)
-        for _, block in progress(blocks, "embedding cells", -(-matrix.shape[0] // BLOCK_ROWS)):
-            yield torch.from_numpy(self.recipe.transform_rows(block, index, matrix_name(layer)))
+        for start, block in progress(blocks, "embedding cells", -(-matrix.shape[0] // BLOCK_ROWS)):
+            prepared = self.recipe.transform_rows(block, index, matrix_name(layer), start)
+            yield torch.from_numpy(prepared)
 
     def _prepared_sequence_blocks(self, sequences: SequenceSet) -> Iterator[torch.Tensor]:
         for start in range(0, len(sequences), BLOCK_ROWS):

@@ -242,14 +242,16 @@ def _train_expression(
     (as :func:`_cells_to_train` gives it)."""
     n_cells = matrix.shape[0]
     n_train = train_cells or n_cells
+    rows = None
     if n_train < n_cells or isinstance(matrix, BackedMatrix):  # read only the rows to train on
-        _, matrix = sample_rows(matrix, n_train, seed)
+        rows, matrix = sample_rows(matrix, n_train, seed)
     if n_train < n_cells:
         logger.info("training on a random sample of %d of the %d cells", n_train, n_cells)
     recipe, prepared = ExpressionPreprocessing.fit_rows(
         matrix, var_names, layer,
         get_method(method).n_top_genes if n_top_genes is None else n_top_genes,
         normalisation or DEFAULT_NORMALISATION, counts_required=normalisation is not None,
+        rows=rows,
     )  # fmt: skip
     model = EmbeddingModel.for_expression(recipe, dim)
     return model.fit(prepared, method, epochs, seed, device, checkpoints, batch_size,

@@ -47,6 +47,21 @@ def test_training_on_a_sample_embeds_every_cell(bladder):
     assert bladder.uns["diffaug"]["params"]["train_cells"] == 100
 
 
+@pytest.mark.parametrize("train_cells", [50, 233])  # row 200 outside / inside the sample
+def test_a_cell_without_counts_is_named_by_its_row_in_the_file(
+    bladder, tmp_path, monkeypatch, train_cells
+):
+    bladder.X = bladder.X.toarray()
+    bladder.X[200] = 0
+    bladder.write_h5ad(tmp_path / "cells.h5ad")
+    monkeypatch.setattr("diffaug_bio.io.expression.BLOCK_ROWS", 50)  # row 200: a later block
+    with pytest.raises(
+        dab.InputError, match=r"cells.h5ad: 1 cell with no counts at all \(row 200,"
+    ):
+        dab.tl.embed_file(tmp_path / "cells.h5ad", tmp_path / "out.h5ad", backed=True,
+                          train_cells=train_cells, method="simclr", epochs=1, dim=4)  # fmt: skip
+
+
 def test_embed_backed_writes_a_copy_with_obsm_and_leaves_input_untouched(
     bladder_path, tmp_path, digest
 ):

@@ -187,25 +187,34 @@ def may_be_fractional_counts(matrix: np.ndarray | sparse.spmatrix) -> bool:
 
 
 @keeps_torch_threads
-def _log_normalise(matrix: np.ndarray | sparse.spmatrix) -> np.ndarray | sparse.spmatrix:
-    """normalize_total (10,000) + log1p through scanpy, on a throw-away AnnData."""
+def _log_normalise(
+    matrix: np.ndarray | sparse.spmatrix, rows: np.ndarray | None = None
+) -> np.ndarray | sparse.spmatrix:
+    """normalize_total (10,000) + log1p through scanpy, on a throw-away AnnData (``rows``:
+    as :func:`_refuse_empty_cells` takes them)."""
     if sparse.issparse(matrix):
         matrix = sparse.csr_matrix(matrix, dtype=np.float32, copy=True)
     else:
         matrix = np.array(matrix, dtype=np.float32)
-    _refuse_empty_cells(matrix)
+    _refuse_empty_cells(matrix, rows)
     scratch = ad.AnnData(matrix)
     sc.pp.normalize_total(scratch, target_sum=TARGET_SUM)
     sc.pp.log1p(scratch)
     return scratch.X
 
 
-def _refuse_empty_cells(matrix: np.ndarray | sparse.spmatrix) -> None:
-    empty = int(np.sum(np.asarray(matrix.sum(axis=1)).ravel() == 0))
-    if empty:
+def _refuse_empty_cells(
+    matrix: np.ndarray | sparse.spmatrix, rows: np.ndarray | None = None
+) -> None:
+    """Refuse cells without a count, naming their rows in the file: ``rows`` are the file's
+    row numbers of the matrix's rows (a block or a sample of a large file; None: the same)."""
+    empty = np.flatnonzero(np.asarray(matrix.sum(axis=1)).ravel() == 0)
+    if len(empty):
+        empty = empty if rows is None else rows[empty]
+        cells = "1 cell" if len(empty) == 1 else f"{len(empty)} cells"
         raise InputError(
-            f"{empty} of {matrix.shape[0]} cells have no counts at all; filter them out first "
-            "(sc.pp.filter_cells(adata, min_counts=1))"
+            f"{cells} with no counts at all (row {shown(empty)}, counted from 0); filter them "
+            "out first (sc.pp.filter_cells(adata, min_counts=1))"
         )
 
 
@@ -286,13 +295,15 @@ class ExpressionPreprocessing:
         normalisation: str = DEFAULT_NORMALISATION,
         source: str | None = None,
         counts_required: bool = False,
+        rows: np.ndarray | None = None,
     ) -> tuple[ExpressionPreprocessing, np.ndarray]:
         """:meth:`fit` on a matrix of cells (all of them, or a sample of a large file) whose
         columns are ``var_names``, taken from ``layer`` (None: X). ``normalisation``: how
         raw counts are normalised (``"none"``: not at all); other input is used as it is, or
         refused with ``counts_required`` (the user asked for a normalisation), which also
         reads non-integer values beyond a log scale as (fractional) counts. ``source`` names
-        the matrix in messages (default: the layer, or X)."""
+        the matrix in messages (default: the layer, or X), ``rows`` its rows' numbers in the
+        file (a sample's; None: all rows)."""
         n_top_genes = whole_number("--n-top-genes", n_top_genes, 1)
         check_normalisation(normalisation, RECIPE_NORMALISATIONS)
         check_unique_genes(var_names)
@@ -314,9 +325,10 @@ class ExpressionPreprocessing:
             return cls._fit_values(matrix, var_names, layer, n_top_genes, None, kind)
         if normalisation == "pearson":
             logger.info("%s holds raw %s: Pearson residuals", source, kind)
-            return cls._fit_pearson(matrix, var_names, layer, n_top_genes, kind)
+            return cls._fit_pearson(matrix, var_names, layer, n_top_genes, kind, rows)
         logger.info("%s holds raw %s: normalize_total(1e4) + log1p", source, kind)
-        return cls._fit_values(_log_normalise(matrix), var_names, layer, n_top_genes, "log1p", kind)
+        normalised = _log_normalise(matrix, rows)
+        return cls._fit_values(normalised, var_names, layer, n_top_genes, "log1p", kind)
 
     @classmethod
     @keeps_torch_threads
@@ -362,9 +374,10 @@ class ExpressionPreprocessing:
         layer: str | None,
         n_top_genes: int,
         input_kind: str,
+        rows: np.ndarray | None,
     ) -> tuple[ExpressionPreprocessing, np.ndarray]:
         """Genes of highest Pearson residual variance (scanpy), their residuals standardised."""
-        _refuse_empty_cells(counts)
+        _refuse_empty_cells(counts, rows)
         genes = list(map(str, var_names))
         if len(genes) > n_top_genes:
             scratch = ad.AnnData(
@@ -439,20 +452,26 @@ class ExpressionPreprocessing:
         return index
 
     def transform_rows(
-        self, matrix: np.ndarray | sparse.spmatrix, index: np.ndarray, source: str | None = None
+        self,
+        matrix: np.ndarray | sparse.spmatrix,
+        index: np.ndarray,
+        source: str | None = None,
+        first_row: int = 0,
     ) -> np.ndarray:
         """The recipe on a block of rows (all cells, or one chunk of a large file);
         ``index`` is :meth:`gene_index` of the block's columns (−1: gene absent); ``source``
-        names the matrix in messages (default: the layer the recipe was fitted on)."""
+        names the matrix in messages (default: the layer the recipe was fitted on), and
+        ``first_row`` the block's first row in it."""
         source = source or matrix_name(self.layer)
         check_finite(matrix, source)
         self._check_kind(matrix, source)
+        rows = np.arange(first_row, first_row + matrix.shape[0])
         if self.normalisation == "log1p":
-            matrix = _log_normalise(matrix)
+            matrix = _log_normalise(matrix, rows)
         present = index >= 0
         columns = matrix[:, index[present]]
         if self.normalisation == "pearson":
-            _refuse_empty_cells(matrix)
+            _refuse_empty_cells(matrix, rows)
             values = pearson_residuals(columns, self._shares(present), self.residual_clip)
         else:
             values = _dense(columns)
