@@ -46,6 +46,7 @@ from .io.sequences import (
     FASTA_SUFFIXES,
     SequenceEncoding,
     SequenceSet,
+    SequencesLike,
     one_hot_decode,
     read_sequence_file,
     write_fasta,
@@ -377,10 +378,14 @@ class DNATrainingResult:
     metrics: dict = field(default_factory=dict)
 
     def save(self, outdir: str | os.PathLike) -> Path:
+        """Write ``embeddings.h5ad``, ``model/`` and ``metrics.json`` into ``outdir``; the
+        metrics become JSON first, so that a value JSON cannot hold fails before anything is
+        written, not after the embeddings and model were."""
+        metrics = json.dumps(self.metrics, indent=1)
         outdir = make_output_folder(outdir)
         write_h5ad_atomic(self.adata, outdir / "embeddings.h5ad")
         self.model.save(outdir / "model")
-        write_text_atomic(outdir / "metrics.json", json.dumps(self.metrics, indent=1))
+        write_text_atomic(outdir / "metrics.json", metrics)
         return outdir
 
 
@@ -533,11 +538,20 @@ def check_method_options(method: str, kind: str = "cells", /, **options: object)
 
 
 def _probe_possible(dataset: SequenceSet, train: np.ndarray) -> bool:
-    """Whether the linear probe can be scored: labels, a test split, and two classes or
-    more among the train split's labels (said before training, not found after it)."""
-    if dataset.labels is None or not (~train).any():
+    """Whether the linear probe can be scored: labels of two classes or more, a test split,
+    and two classes or more among the train split's labels. Said before training, not
+    found after it; given labels ask for a score, so each reason not to score one is
+    warned of (a metrics.json with an accuracy of null would not say why)."""
+    if dataset.labels is None:
         return False
-    classes = {str(label) for label in np.asarray(dataset.labels)[train]}
+    if len(dataset.classes) < 2:
+        logger.warning("every sequence has the label %r: no linear probe is scored (it needs "
+                       "two classes)", dataset.labels[0])  # fmt: skip
+        return False
+    if not (~train).any():
+        logger.warning("no sequence is in the test split: no linear probe is scored")
+        return False
+    classes = {label for label, kept in zip(dataset.labels, train) if kept}
     if len(classes) < 2:
         logger.warning("the train split holds one class (%s): no linear probe is scored",
                        ", ".join(map(repr, sorted(classes))) or "none")  # fmt: skip
@@ -559,13 +573,14 @@ def _dna_model(
 
 
 def embed_dna(
-    sequences: str | os.PathLike | SequenceSet | Sequence[str] | Mapping[str, str],
+    sequences: str | os.PathLike | SequenceSet | SequencesLike,
     model: EmbeddingModel | str | os.PathLike,
     device: str = "auto",
 ) -> ad.AnnData:
-    """Embed sequences with a saved DNA model (or its folder): a FASTA/FASTQ/CSV/TSV path, a
-    SequenceSet, a list of sequences, or a dict / pandas Series of them by name. Returns an
-    AnnData of the sequences (obs_names their ids) with ``obsm["X_diffaug"]`` and
+    """Embed sequences with a saved DNA model (or its folder): a FASTA/FASTQ/CSV/TSV/TXT
+    path, a SequenceSet, or what :meth:`SequenceSet.of` takes (a list of sequences or
+    SeqRecords, a dict / pandas Series of them by name, a DataFrame with a ``seq`` column).
+    Returns an AnnData of the sequences (obs_names their ids) with ``obsm["X_diffaug"]`` and
     ``uns["diffaug"]["params"]``."""
     model = _load(model, "dna")
     if not isinstance(sequences, SequenceSet | str | os.PathLike):  # a list, a Series

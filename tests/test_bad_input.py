@@ -69,6 +69,8 @@ def make_inputs(tmp: Path, bladder_path: Path, nontata_dir: Path) -> dict[str, P
     files["not_a_tensor"] = tmp / "bad.pt"
     (tmp / "empty_label.csv").write_text("seq,label\nACGTACGTAA,0\nACGTTTGCAA,\nACGGGTACCA,1\n")
     files["empty_label"] = tmp / "empty_label.csv"
+    (tmp / "na_sequence.csv").write_text("seq,label\nACGTACGTAA,a\nNA,b\nACGGGTACCA,a\n")
+    files["na_sequence"] = tmp / "na_sequence.csv"  # R's write.csv marks a missing one NA
     (tmp / "commented.fa").write_text("; a comment\n>s1\nACGTACGT\n")
     files["commented"] = tmp / "commented.fa"
     (tmp / "empty.fa").write_text("")
@@ -277,8 +279,12 @@ CASES = {
     ),
     "empty label": (
         ["train-dna", "{empty_label}", "-o", "{tmp}/run"],
-        "empty_label.csv: 1 sequences have an empty label (first: seq1)",
+        "empty_label.csv: 1 sequences have an empty or missing (NA) label (first: seq1)",
     ),
+    "missing sequence": (
+        ["train-dna", "{na_sequence}", "-o", "{tmp}/run"],
+        "na_sequence.csv: 1 sequences are missing (None, NaN or NA): seq1",
+    ),  # was trained on as the sequence "NA"
     "FASTA with a comment before the first record": (
         ["train-dna", "{commented}", "-o", "{tmp}/run"],
         "commented.fa: cannot be read as fasta (This FASTA file contains comments at the "

@@ -1,12 +1,17 @@
 import gzip
+import json
+import logging
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
+from Bio import SeqIO
 
-from diffaug_bio import InputError
+from diffaug_bio import InputError, tl
 from diffaug_bio.io import (
     SequenceEncoding,
+    SequenceSet,
     load_dna_dataset,
     one_hot_decode,
     one_hot_encode,
@@ -14,6 +19,7 @@ from diffaug_bio.io import (
     read_sequence_file,
 )
 from diffaug_bio.io import genomic_benchmarks as gb
+from diffaug_bio.io import sequences as sequences_module
 
 
 def test_one_hot_rule_bases_case_and_ambiguity_codes():
@@ -137,3 +143,128 @@ def test_max_len_defaults_to_longest_and_crops_beyond(promoters_fasta):
     assert SequenceEncoding.fit(sequences).max_len == 251
     encoding = SequenceEncoding.fit(sequences, max_len=200)
     assert encoding.transform(sequences).shape == (40, 4, 200)
+
+
+def test_missing_or_empty_sequences_are_refused_not_read_as_letters(tmp_path):
+    with pytest.raises(InputError, match=r"1 sequences are missing \(None, NaN or NA\): b"):
+        SequenceSet.of(pd.Series(["ACGTACGTAC", np.nan], index=["a", "b"]))  # was "nan"
+    with pytest.raises(InputError, match=r"2 sequences are missing .*: seq1, seq2"):
+        SequenceSet.of(["ACGT", None, pd.NA])
+    with pytest.raises(InputError, match=r"1 empty sequences \(first: seq1\)"):
+        SequenceSet.of(["ACGT", ""])  # was embedded as pure padding
+    r_table = tmp_path / "from_r.csv"  # R's write.csv: NA for what is missing
+    r_table.write_text("id,seq,label\nNA,ACGT,a\nr2,NA,b\nr3,GGCA,b\n")
+    with pytest.raises(InputError, match=r"from_r.csv: 1 sequences are missing .*: r2"):
+        read_sequence_file(r_table)  # was the 2-base sequence "NA"
+    r_table.write_text("id,seq,label\nNA,ACGT,a\nr2,ACGG,NA\nr3,GGCA,b\n")
+    with pytest.raises(InputError, match=r"1 sequences have an empty or missing \(NA\) label "
+                                         r"\(first: r2\)"):  # fmt: skip
+        read_sequence_file(r_table)  # was a third class, "NA"
+    r_table.write_text("id,seq,label\nNA,ACGT,a\nr2,ACGG,b\n")
+    assert read_sequence_file(r_table).ids == ["NA", "r2"]  # an id is a name, never missing
+
+
+def test_labels_are_kept_as_text_so_a_result_with_integer_labels_saves(promoters_fasta, tmp_path):
+    records = read_sequence_file(promoters_fasta)
+    labels = np.arange(len(records)) % 2  # NumPy integers: crashed save() in json.dumps
+    sequences = SequenceSet(records.ids, records.sequences, labels)
+    assert sequences.labels[:2] == ["0", "1"] and sequences.classes == ["0", "1"]
+    result = tl.train_dna(sequences, encoder="kmer", k=3, epochs=1, dim=4)
+    assert result.metrics["classes"] == ["0", "1"]
+    result.save(tmp_path / "run")
+    assert json.loads((tmp_path / "run" / "metrics.json").read_text())["classes"] == ["0", "1"]
+    result.metrics["unwritable"] = object()
+    with pytest.raises(TypeError):
+        result.save(tmp_path / "half")
+    assert not (tmp_path / "half").exists()  # was: embeddings and model written, no metrics
+
+
+def test_a_window_set_by_one_far_longer_sequence_is_warned_of(caplog, monkeypatch):
+    monkeypatch.setattr(logging.getLogger("diffaug_bio"), "propagate", True)  # the CLI's off
+    typical = ["ACGTACGTAC" * 10] * 40
+    SequenceEncoding.fit(SequenceSet.of([*typical, "ACGTACGTAC" * 9]))
+    assert "one-hot window" not in caplog.text
+    encoding = SequenceEncoding.fit(SequenceSet.of([*typical, "A" * 5000]))
+    assert encoding.max_len == 5000  # kept: every base may be wanted
+    assert (
+        "the one-hot window is 5000 bp, the length of the longest sequence (seq40), over 10× "
+        "the 100 bp that 95% of the sequences stay within" in caplog.text
+    )
+    assert "pass --max-len 100 (or so)" in caplog.text
+
+
+def test_a_one_hot_array_larger_than_memory_is_refused_before_allocation(monkeypatch):
+    monkeypatch.setattr(sequences_module, "_memory_bytes", lambda: 2**30)
+    with pytest.raises(InputError, match=r"100 sequences in a window of 1000000 bp needs "
+                                         r"1.49 GiB, more than this machine's 1 GiB"):  # fmt: skip
+        one_hot_encode(["ACGT"] * 100, max_len=10**6)  # was: killed by the OS, or MemoryError
+    assert one_hot_encode(["ACGT"] * 100, max_len=10).shape == (100, 4, 10)
+
+
+def test_txt_files_tables_with_any_separator_or_one_sequence_a_line(tmp_path):
+    for separator in ("\t", ",", ";"):
+        table = tmp_path / "table.txt"
+        table.write_text(f"seq{separator}label\nACGT{separator}a\nGGCC{separator}b\n")
+        read = read_sequence_file(table)  # was read as comma-separated, always
+        assert read.sequences == ["ACGT", "GGCC"] and read.labels == ["a", "b"]
+    bare = tmp_path / "bare.txt"
+    bare.write_text("ACGTAC\nggcc\n\nTTTAN\n")  # was: no 'seq' column (columns: ACGTAC)
+    read = read_sequence_file(bare)
+    assert read.sequences == ["ACGTAC", "ggcc", "TTTAN"] and read.ids == ["seq0", "seq1", "seq2"]
+    headed = tmp_path / "headed.txt"
+    headed.write_text("seq\nACGTAC\nGGCC\n")
+    assert read_sequence_file(headed).sequences == ["ACGTAC", "GGCC"]
+    other_header = tmp_path / "other.txt"
+    other_header.write_text("sequence\nACGTAC\n")
+    with pytest.raises(InputError, match="the first line is neither a sequence nor the header"):
+        read_sequence_file(other_header)
+    fasta = tmp_path / "records.txt"
+    fasta.write_text(">s1\nACGT\n")
+    with pytest.raises(InputError, match=r"it looks like FASTA: name it \.fa or \.fasta"):
+        read_sequence_file(fasta)
+    tsv = tmp_path / "table.tsv"  # the suffix names the separator, as before
+    tsv.write_text("seq\tlabel\nACGT\ta,b\n")
+    assert read_sequence_file(tsv).labels == ["a,b"]
+
+
+def test_fastq_named_fasta_is_told_to_be_renamed(tmp_path):
+    reads = tmp_path / "reads.fa"
+    reads.write_text("@r1\nACGTN\n+\nIIIII\n")
+    with pytest.raises(InputError, match=r"it looks like FASTQ: name it \.fq or \.fastq"):
+        read_sequence_file(reads)
+
+
+def test_one_label_for_every_sequence_says_why_no_probe_is_scored(
+    promoters_fasta, caplog, monkeypatch
+):
+    monkeypatch.setattr(logging.getLogger("diffaug_bio"), "propagate", True)  # the CLI's off
+    records = read_sequence_file(promoters_fasta)
+    one_class = SequenceSet(records.ids, records.sequences, ["pos"] * len(records))
+    result = tl.train_dna(one_class, encoder="kmer", k=3, epochs=1, dim=4)
+    assert result.metrics["linear_probe_accuracy"] is None
+    assert "every sequence has the label 'pos': no linear probe is scored" in caplog.text
+    labels, splits = ["a", "b"] * (len(records) // 2), ["train"] * len(records)
+    no_test = SequenceSet(records.ids, records.sequences, labels, splits)
+    result = tl.train_dna(no_test, encoder="kmer", k=3, epochs=1, dim=4)
+    assert result.metrics["linear_probe_accuracy"] is None
+    assert "no sequence is in the test split: no linear probe is scored" in caplog.text
+
+
+def test_seqrecords_and_dataframes_are_sequences_other_objects_are_refused(promoters_fasta):
+    records = list(SeqIO.parse(promoters_fasta, "fasta"))
+    result = tl.train_dna(str(promoters_fasta), encoder="kmer", k=3, epochs=1, dim=4)
+    from_file = tl.embed_dna(promoters_fasta, result)
+    from_records = tl.embed_dna(records, result)  # was: "\n '().0:Iefiopq" not IUPAC
+    assert list(from_records.obs_names) == [record.id for record in records]
+    np.testing.assert_allclose(from_records.obsm["X_diffaug"], from_file.obsm["X_diffaug"])
+    table = pd.DataFrame({"id": from_file.obs_names, "seq": [str(r.seq) for r in records]})
+    from_table = tl.embed_dna(table, result)  # was: "2 sequences but 40 ids"
+    assert list(from_table.obs_names) == list(from_file.obs_names)
+    np.testing.assert_allclose(from_table.obsm["X_diffaug"], from_file.obsm["X_diffaug"])
+    assert SequenceSet.of([records[0].seq]).sequences == [str(records[0].seq)]  # a Bio.Seq
+    with pytest.raises(InputError, match="no 'seq' column"):
+        SequenceSet.of(pd.DataFrame({"sequence": ["ACGT"]}))
+    with pytest.raises(InputError, match=r"sequence seq0 is a bytes: give sequences as text"):
+        SequenceSet.of([b"ACGT"])
+    with pytest.raises(InputError, match="not one string"):
+        SequenceSet.of("ACGT")

@@ -13,10 +13,12 @@ Encoding rule (documented in the README):
 
 from __future__ import annotations
 
+import csv
 import gzip
+import itertools
 import logging
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,8 +26,10 @@ import numpy as np
 import pandas as pd
 import torch
 from Bio import SeqIO
+from Bio.Seq import MutableSeq, Seq
+from Bio.SeqRecord import SeqRecord
 
-from .._errors import InputError, reason, whole_number
+from .._errors import InputError, naming, reason, shown, whole_number
 from .files import atomic_replacement, check_readable
 
 logger = logging.getLogger("diffaug_bio")
@@ -66,9 +70,19 @@ def bases_one_hot(indices: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
     return torch.nn.functional.one_hot(indices, len(ALPHABET)).permute(0, 2, 1).to(dtype)
 
 
+SequencesLike = Iterable[str | Seq | SeqRecord] | Mapping[str, str] | pd.Series | pd.DataFrame
+"""Sequences in memory as :meth:`SequenceSet.of` takes them."""
+
+
 @dataclass
 class SequenceSet:
-    """Sequences with optional labels and train/test split, as read from one source."""
+    """Sequences with optional labels and train/test split, as read from one source.
+
+    Checked when made, whatever made it: a missing sequence (None, NaN, pandas' NA) or an
+    empty one is refused, not read as the letters "nan" or as pure padding; a Bio.Seq
+    becomes its letters. Labels are kept as text, so that 0 and "0" are one class and the
+    class names can be written as JSON; a missing or empty label is refused rather than
+    becoming a class of its own. Splits are ``train`` or ``test`` (any case)."""
 
     ids: list[str]
     sequences: list[str]
@@ -82,15 +96,49 @@ class SequenceSet:
                 raise InputError(
                     f"{len(self.sequences)} sequences but {len(values)} {name}: one each"
                 )
+        self.ids = [str(name) for name in self.ids]
+        self.sequences = [_text(value, name) for name, value in zip(self.ids, self.sequences)]
+        missing = [name for name, value in zip(self.ids, self.sequences) if value is None]
+        if missing:
+            raise InputError(
+                f"{len(missing)} sequences are missing (None, NaN or NA): {shown(missing)}"
+            )
+        empty = [name for name, sequence in zip(self.ids, self.sequences) if not sequence]
+        if empty:
+            raise InputError(f"{len(empty)} empty sequences (first: {empty[0]})")
+        if self.labels is not None:
+            labels = ["" if _missing(label) else str(label).strip() for label in self.labels]
+            unlabelled = [name for name, label in zip(self.ids, labels) if not label]
+            if unlabelled:
+                raise InputError(
+                    f"{len(unlabelled)} sequences have an empty or missing (NA) label (first: "
+                    f"{unlabelled[0]}); label every sequence, or give no labels to train "
+                    "without them"
+                )
+            self.labels = labels
+        if self.splits is not None:
+            self.splits = ["" if _missing(split) else str(split).strip().lower()
+                           for split in self.splits]  # fmt: skip
+            unknown = set(self.splits) - {"train", "test"}
+            if unknown:
+                raise InputError(f"split values must be train or test, found {sorted(unknown)}")
 
     @classmethod
-    def of(cls, sequences: Sequence[str] | Mapping[str, str] | pd.Series) -> SequenceSet:
-        """Bare sequences: a list (named seq0, seq1, …), or a dict or pandas Series (named by
-        its keys or index)."""
+    def of(cls, sequences: SequencesLike) -> SequenceSet:
+        """Sequences named: a list (seq0, seq1, …; a SeqRecord by its id), a dict or pandas
+        Series (by its keys or index), or a DataFrame with a ``seq`` column and optionally
+        ``id``, ``label`` and ``split``, as a CSV file has them (without ``id``, named by its
+        index)."""
+        if isinstance(sequences, pd.DataFrame):
+            return _from_table(sequences)
+        if isinstance(sequences, str | bytes):  # would be read as one sequence per letter
+            raise InputError("give a list of sequences, not one string")
         if isinstance(sequences, Mapping | pd.Series):
             named = list(sequences.items())
-            return cls([str(name) for name, _ in named], [str(s) for _, s in named])
-        return cls([f"seq{i}" for i in range(len(sequences))], [str(s) for s in sequences])
+        else:
+            named = [(item.id, item.seq) if isinstance(item, SeqRecord) else (f"seq{i}", item)
+                     for i, item in enumerate(sequences)]  # fmt: skip
+        return cls([str(name) for name, _ in named], [sequence for _, sequence in named])
 
     def __len__(self) -> int:
         return len(self.sequences)
@@ -109,6 +157,26 @@ class SequenceSet:
         return SequenceSet(
             pick(self.ids), pick(self.sequences), pick(self.labels), pick(self.splits)
         )
+
+
+def _missing(value: object) -> bool:
+    """Whether ``value`` is None, NaN or pandas' NA: what a table or Series leaves empty."""
+    return pd.api.types.is_scalar(value) and bool(pd.isna(value))
+
+
+def _text(value: object, name: str) -> str | None:
+    """A sequence's letters (a Bio.Seq's too), or None when it is missing; any other type is
+    an error naming the record, not its ``str()`` read as letters."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, Seq | MutableSeq):
+        return str(value)
+    if _missing(value):
+        return None
+    raise InputError(
+        f"sequence {name} is a {type(value).__name__}: give sequences as text (str), "
+        "Bio.Seq or Bio.SeqRecord objects, or a DataFrame with a 'seq' column"
+    )
 
 
 def _columns(sequence: str, name: str) -> np.ndarray:
@@ -132,12 +200,27 @@ def check_alphabet(sequences: SequenceSet) -> None:
         _columns(sequence, name)
 
 
+def _memory_bytes() -> int | None:
+    """This machine's physical memory, where the system says (POSIX); None elsewhere."""
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (AttributeError, ValueError, OSError):
+        return None
+
+
 def one_hot_encode(
     sequences: Sequence[str], max_len: int, ids: Sequence[str] | None = None
 ) -> np.ndarray:
     """Encode sequences as float32 ``(N, 4, max_len)`` by the module's rule (centred window)."""
     if max_len < 1:
         raise InputError(f"--max-len must be positive, got {max_len}")
+    needed, memory = len(sequences) * 4 * max_len * np.float32().itemsize, _memory_bytes()
+    if memory is not None and needed > memory:  # np.zeros would not fail: the OS kills later
+        raise InputError(
+            f"one-hot encoding {len(sequences)} sequences in a window of {max_len} bp needs "
+            f"{needed / 2**30:.3g} GiB, more than this machine's {memory / 2**30:.3g} GiB of "
+            "memory: pass a smaller --max-len"
+        )
     encoded = np.zeros((len(sequences), 4, max_len), dtype=np.float32)
     for row, sequence in enumerate(sequences):
         columns = _columns(sequence, ids[row] if ids is not None else f"#{row + 1}")
@@ -180,8 +263,12 @@ def _open_text(path: Path):
     return gzip.open(path, "rt") if path.suffix.lower() == ".gz" else open(path)
 
 
+def _suffixes(path: Path) -> list[str]:
+    return [s.lower() for s in path.suffixes if s.lower() != ".gz"]
+
+
 def _kind(path: Path) -> str:
-    suffixes = [s.lower() for s in path.suffixes if s.lower() != ".gz"]
+    suffixes = _suffixes(path)
     last = suffixes[-1] if suffixes else ""
     if last in FASTA_SUFFIXES:
         return "fasta"
@@ -193,32 +280,52 @@ def _kind(path: Path) -> str:
         return "tensor"
     raise InputError(
         f"{path}: unknown sequence file type; use FASTA (.fa/.fasta), FASTQ (.fq/.fastq), "
-        "CSV/TSV with a 'seq' column, or a one-hot tensor (.pt/.npy), optionally .gz"
+        "CSV/TSV with a 'seq' column, a .txt of one sequence a line, or a one-hot tensor "
+        "(.pt/.npy), optionally .gz"
     )
 
 
 def read_sequence_file(path: str | os.PathLike) -> SequenceSet:
     """Read FASTA/FASTQ (plain or .gz), a CSV/TSV with ``seq[,label][,split][,id]`` columns,
-    or a one-hot ``(N, 4, L)`` tensor saved with torch or NumPy."""
+    a .txt holding either such a table (tab, comma or semicolon separated) or one sequence a
+    line, or a one-hot ``(N, 4, L)`` tensor saved with torch or NumPy."""
     path = check_readable(path)
     kind = _kind(path)
-    try:
-        if kind in {"fasta", "fastq"}:
-            result = _read_seqio(path, kind)
-        elif kind == "table":
-            result = _read_table(path)
-        else:
-            result = _read_tensor(path)
-    except InputError:
-        raise
-    except (OSError, ValueError, UnicodeDecodeError, EOFError, RuntimeError) as error:
-        raise InputError(f"{path}: cannot be read as {kind} ({reason(error)})") from error
+    with naming(path):
+        try:
+            if kind in {"fasta", "fastq"}:
+                result = _read_seqio(path, kind)
+            elif kind == "table":
+                result = _read_table(path)
+            else:
+                result = _read_tensor(path)
+        except InputError:
+            raise
+        except (OSError, ValueError, UnicodeDecodeError, EOFError, RuntimeError) as error:
+            raise InputError(
+                f"{path}: cannot be read as {kind} ({reason(error)}){_misnamed(path, kind)}"
+            ) from error
     if len(result) == 0:
         raise InputError(f"{path}: holds no sequences")
-    empty = [name for name, sequence in zip(result.ids, result.sequences) if not sequence]
-    if empty:
-        raise InputError(f"{path}: {len(empty)} empty sequences (first: {empty[0]})")
     return result
+
+
+_MARKED = {">": ("fasta", "FASTA", ".fa or .fasta"), "@": ("fastq", "FASTQ", ".fq or .fastq")}
+"""A file's first character → the format it marks, its name, the suffixes to give it."""
+
+
+def _misnamed(path: Path, kind: str) -> str:
+    """Advice, when a file that failed to read as ``kind`` starts as FASTA or FASTQ records
+    do, to name it so (Biopython's own error, about comments, does not say)."""
+    try:
+        with _open_text(path) as handle:
+            first = handle.read(4096).lstrip()[:1]
+    except (OSError, ValueError, EOFError):
+        return ""
+    marked = _MARKED.get(first)
+    if marked is None or marked[0] == kind:
+        return ""
+    return f"; it looks like {marked[1]}: name it {marked[2]}"
 
 
 def _read_seqio(path: Path, kind: str) -> SequenceSet:
@@ -227,28 +334,72 @@ def _read_seqio(path: Path, kind: str) -> SequenceSet:
     return SequenceSet([r.id for r in records], [str(r.seq) for r in records])
 
 
-def _read_table(path: Path) -> SequenceSet:
-    separator = "\t" if ".tsv" in [s.lower() for s in path.suffixes] else ","
-    # "id, seq, label" (spaces after the separators) is read as "id,seq,label"
-    table = pd.read_csv(path, sep=separator, dtype=str, keep_default_na=False,
-                        skipinitialspace=True)  # fmt: skip
-    if "seq" not in table.columns:
-        raise InputError(f"{path}: no 'seq' column (columns: {', '.join(map(str, table.columns))})")
-    ids = table["id"].tolist() if "id" in table.columns else [f"seq{i}" for i in range(len(table))]
-    labels = table["label"].str.strip().tolist() if "label" in table.columns else None
-    if labels is not None and "" in labels:
-        first = ids[labels.index("")]
+TXT_LAYOUT = (
+    "a .txt file holds one sequence a line, or a table with a header line naming a 'seq' "
+    "column, separated by tabs, commas or semicolons"
+)
+
+
+def _table_layout(path: Path) -> tuple[str, bool]:
+    """A sequence table's separator, and whether its first line is a header. The suffix
+    says it for .csv and .tsv (header required); a .txt says neither, so its separator is
+    sniffed among tab, comma and semicolon (csv.Sniffer, over its first lines), and a .txt
+    of one column is bare sequences, one a line, unless its first line is the header seq."""
+    suffixes = _suffixes(path)
+    if ".tsv" in suffixes:
+        return "\t", True
+    if suffixes[-1] != ".txt":
+        return ",", True
+    with _open_text(path) as handle:
+        sample = "".join(itertools.islice(handle, 50))
+    try:
+        return csv.Sniffer().sniff(sample, delimiters=",\t;").delimiter, True
+    except csv.Error:  # no separator used the same number of times on every line
+        pass
+    if any(separator in sample for separator in ",\t;"):
+        raise InputError(f"{path}: cannot tell how its columns are separated; {TXT_LAYOUT}")
+    first = next((line.strip() for line in sample.splitlines() if line.strip()), "")
+    if first == "seq":
+        return ",", True
+    hint = _misnamed(path, "table")
+    if hint:
+        raise InputError(f"{path}: not a table of sequences{hint}")
+    letters = np.frombuffer(first.encode("ascii", "replace"), np.uint8)
+    if np.isnan(_TABLE[letters]).any():  # outside the IUPAC alphabet: a header, but whose?
         raise InputError(
-            f"{path}: {labels.count('')} sequences have an empty label (first: {first}); label "
-            "every sequence, or drop the label column to train without labels"
+            f"{path}: the first line is neither a sequence nor the header 'seq'; {TXT_LAYOUT}"
         )
-    splits = None
-    if "split" in table.columns:
-        splits = table["split"].str.strip().str.lower().tolist()
-        unknown = set(splits) - {"train", "test"}
-        if unknown:
-            raise InputError(f"{path}: split values must be train or test, found {sorted(unknown)}")
-    return SequenceSet(ids, table["seq"].str.strip().tolist(), labels, splits)
+    return ",", False
+
+
+def _read_table(path: Path) -> SequenceSet:
+    separator, header = _table_layout(path)
+    # "id, seq, label" (spaces after the separators) is read as "id,seq,label"; pandas'
+    # missing-value markers (NA, NaN, an empty field) are missing, except in ids
+    try:
+        table = pd.read_csv(path, sep=separator, header=0 if header else None,
+                            names=None if header else ["seq"], skipinitialspace=True,
+                            dtype=dict.fromkeys(("seq", "label", "split"), str),
+                            converters={"id": str})  # fmt: skip
+    except pd.errors.EmptyDataError:  # nothing, not even a header
+        return SequenceSet([], [])
+    table.index = pd.Index([f"seq{i}" for i in range(len(table))])
+    return _from_table(table)
+
+
+def _from_table(table: pd.DataFrame) -> SequenceSet:
+    """The sequences of a table's ``seq`` column, with its ``label``, ``split`` and ``id``
+    columns if it has them (else named by its index)."""
+    if "seq" not in table.columns:
+        raise InputError(
+            f"no 'seq' column (columns: {shown(table.columns)}); a table needs a header line "
+            "naming a 'seq' column, and optionally label, split and id"
+        )
+    ids = table["id"] if "id" in table.columns else table.index
+    sequences = [value.strip() if isinstance(value, str) else value for value in table["seq"]]
+    labels, splits = (table[name].tolist() if name in table.columns else None
+                      for name in ("label", "split"))  # fmt: skip
+    return SequenceSet([str(name) for name in ids], sequences, labels, splits)
 
 
 def _read_tensor(path: Path) -> SequenceSet:
@@ -269,6 +420,11 @@ def _read_tensor(path: Path) -> SequenceSet:
     return SequenceSet([f"seq{i}" for i in range(len(sequences))], sequences)
 
 
+OUTLIER_FACTOR = 10
+"""How many times the length 95% of the sequences stay within the longest may be before a
+default window (the longest sequence) is warned of."""
+
+
 @dataclass
 class SequenceEncoding:
     """The DNA counterpart of ExpressionPreprocessing: the window width every sequence is
@@ -278,9 +434,28 @@ class SequenceEncoding:
 
     @classmethod
     def fit(cls, sequences: SequenceSet, max_len: int | None = None) -> SequenceEncoding:
-        """``max_len`` defaults to the longest sequence; longer ones are centre-cropped."""
+        """``max_len`` defaults to the longest sequence; longer ones are centre-cropped.
+
+        A default window that a few sequences stretch far beyond the rest (over
+        ``OUTLIER_FACTOR`` times the length 95% of them stay within) is kept, since every
+        base may be wanted, but warned of: every other sequence is then mostly padding,
+        and the encoder's memory and time grow with the window, so one 200 kb sequence among
+        100 bp ones ends in running out of memory. The warning names the --max-len that
+        fits the rest. An array that cannot fit at all is refused by :func:`one_hot_encode`.
+        """
         if max_len is None:
-            max_len = max(len(s) for s in sequences.sequences)
+            lengths = np.array([len(s) for s in sequences.sequences])
+            max_len = int(lengths.max())
+            typical = int(np.percentile(lengths, 95, method="lower"))
+            if max_len > OUTLIER_FACTOR * typical:
+                logger.warning(
+                    "the one-hot window is %d bp, the length of the longest sequence (%s), "
+                    "over %d× the %d bp that 95%% of the sequences stay within; every "
+                    "sequence is padded to it, which costs memory and time in proportion: "
+                    "pass --max-len %d (or so) to centre-crop the few long ones instead",
+                    max_len, sequences.ids[int(lengths.argmax())], OUTLIER_FACTOR, typical,
+                    typical,
+                )  # fmt: skip
         encoding = cls(max_len=whole_number("--max-len", max_len, 1))
         encoding.warn_cropped(sequences)
         return encoding
