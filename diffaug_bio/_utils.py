@@ -31,6 +31,10 @@ def set_progress(enabled: bool) -> None:
     _progress_enabled = enabled
 
 
+def progress_enabled() -> bool:
+    return _progress_enabled
+
+
 def _in_notebook() -> bool:
     """Whether this runs in a Jupyter kernel, whose stderr shows bars but is no terminal."""
     ipython = sys.modules.get("IPython")

@@ -15,7 +15,7 @@ import click
 
 from . import __version__, distributed, tl
 from ._errors import InputError
-from ._utils import set_progress
+from ._utils import progress_enabled, set_progress
 from .checkpoint import DEFAULT_EVERY_S, Checkpoints
 from .contrastive.losses import INFONCE_TEMPERATURE, LOSSES
 from .diffusion.schedules import BETA_SCHEDULES, SCHEDULES
@@ -54,6 +54,9 @@ class DiffAugGroup(click.Group):
 
     def main(self, args=None, prog_name=None, **extra):  # type: ignore[override]
         extra.pop("standalone_mode", None)
+        # called from Python (a notebook, a test runner), the process lives on: the logging
+        # and progress settings of the run are undone afterwards
+        level, propagate, bars = logger.level, logger.propagate, progress_enabled()
         try:
             status = super().main(args, prog_name, standalone_mode=False, **extra)
         except (InputError, click.ClickException) as error:
@@ -72,6 +75,11 @@ class DiffAugGroup(click.Group):
             )
         finally:
             distributed.teardown()
+            if _handler is not None:
+                logger.removeHandler(_handler)
+            logger.setLevel(level)
+            logger.propagate = propagate
+            set_progress(bars)
         sys.exit(status if isinstance(status, int) else 0)
 
 

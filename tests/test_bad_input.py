@@ -270,8 +270,9 @@ CASES = {
     "values not on a log scale, with genes to choose": (
         ["embed", "{not_log}", "--n-top-genes", "10"],
         "not_log.h5ad: the values of X reach 375: not a log scale, which choosing highly "
-        "variable genes assumes; run sc.pp.log1p on them, give raw counts (--layer), or keep "
-        "all 30 features with --n-top-genes",
+        "variable genes assumes; run sc.pp.log1p on them, give raw counts (--layer; non-integer "
+        "counts with --normalisation pearson or log1p), or keep all 30 features with "
+        "--n-top-genes",
     ),  # scanpy's expm1 overflowed: an internal error
     "not a tensor": (
         ["embed-dna", "{not_a_tensor}", "--model", "{kmer_model}", "-o", "{tmp}/o.h5ad"],

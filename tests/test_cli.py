@@ -78,6 +78,21 @@ def test_embed_in_place_keeps_the_files_compression(bladder_path, tmp_path):
     assert updated.uns["diffaug"]["params"]["method"] == "simclr"
 
 
+def test_a_run_from_python_leaves_logging_and_progress_as_they_were(bladder_path, tmp_path):
+    import logging
+
+    from diffaug_bio import _utils
+
+    logger = logging.getLogger("diffaug_bio")
+    before = (logger.level, logger.propagate, list(logger.handlers), _utils.progress_enabled())
+    result = run("-q", "embed", bladder_path, "-o", tmp_path / "out.h5ad", "--method", "simclr",
+                 "--epochs", "1", "--dim", "4")  # fmt: skip
+    assert result.exit_code == 0, result.output
+    # a notebook's own logging (and pytest's caplog) still hears the package afterwards
+    after = (logger.level, logger.propagate, list(logger.handlers), _utils.progress_enabled())
+    assert after == before
+
+
 def test_train_dna_writes_three_outputs_and_embed_dna_reuses_the_model(
     nontata_dir, promoters_fasta, tmp_path
 ):
