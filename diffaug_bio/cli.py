@@ -15,7 +15,7 @@ import click
 
 from . import __version__, distributed, tl
 from ._errors import InputError
-from ._utils import progress_enabled, set_progress
+from ._utils import progress_enabled, resolve_device, set_progress
 from .checkpoint import DEFAULT_EVERY_S, Checkpoints
 from .contrastive.losses import INFONCE_TEMPERATURE, LOSSES
 from .diffusion.schedules import BETA_SCHEDULES, SCHEDULES
@@ -26,6 +26,7 @@ from .methods import METHODS, DiffAug, Method
 from .methods.diffaug import DiffAugOptions
 from .methods.du import PRIORS
 from .modality import DNA, EXPRESSION
+from .model import SEED_MAX
 from .train import TrainingDiverged
 
 logger = logging.getLogger("diffaug_bio")
@@ -49,6 +50,10 @@ def _configure_logging(quiet: bool, verbose: bool) -> None:
     set_progress(not quiet)
 
 
+NO_ARGS_IS_HELP = getattr(click.exceptions, "NoArgsIsHelpError", ())
+"""Raised by click ≥ 8.2 for a bare command group; older versions print the help themselves."""
+
+
 class DiffAugGroup(click.Group):
     """Turns every failure into one line on stderr and the contract's exit status."""
 
@@ -59,6 +64,9 @@ class DiffAugGroup(click.Group):
         level, propagate, bars = logger.level, logger.propagate, progress_enabled()
         try:
             status = super().main(args, prog_name, standalone_mode=False, **extra)
+        except NO_ARGS_IS_HELP as error:  # bare `diffaug-bio`: the help, as it is laid out
+            click.echo(error.ctx.get_help(), err=True)
+            sys.exit(2)
         except (InputError, click.ClickException) as error:
             message = error.format_message() if isinstance(error, click.ClickException) else error
             _fail(f"error: {message}", 2)
@@ -88,7 +96,20 @@ def _fail(message: str, status: int) -> None:
     sys.exit(status)
 
 
-DEVICE = click.Choice(["auto", "cpu", "cuda", "mps"])
+class DeviceChoice(click.Choice):
+    """auto|cpu|cuda|mps, a device this machine lacks refused before any file is read."""
+
+    def convert(self, value, param, ctx):  # type: ignore[override]
+        name = super().convert(value, param, ctx)
+        try:
+            resolve_device(name)
+        except InputError as error:
+            self.fail(str(error), param, ctx)
+        return name
+
+
+DEVICE = DeviceChoice(["auto", "cpu", "cuda", "mps"])
+SEED = click.IntRange(0, SEED_MAX)
 
 
 def saved_model_option(help_text: str):
@@ -139,7 +160,7 @@ def training_options(function):
                           f"for cells and k-mers, {DNA.batch_size} for one-hot DNA]."),
         click.option("--dim", type=click.IntRange(min=2), default=None,
                      help="Embedding size [default: 128 for cnn / transformer DNA, 50 else]."),
-        click.option("--seed", type=int, default=0, show_default=True,
+        click.option("--seed", type=SEED, default=0, show_default=True,
                      help="Fixes every random choice; same seed, thread count and CPU kind, same "
                           "embedding on CPU."),
         click.option("--device", type=DEVICE, default="auto", show_default=True,
@@ -331,6 +352,8 @@ def embed(input_file, output, layer, key_added, save_model, model_dir, align_gen
     if align_genes and model_dir is None:
         raise click.UsageError("--align-genes applies a saved model: give --model DIR too")
     destination = Path(output) if output else tl.default_output(input_file)
+    if save_model:  # before training, which would otherwise end in a written file and an error
+        check_output_folder(save_model)
     checkpoints = make_checkpoints(destination.with_name(destination.name + ".checkpoint"), options)
     extra = method_options(options)
     if model_dir is not None:
@@ -413,7 +436,7 @@ def train_dna(dataset, gb_root, outdir, encoder, k, fit_on, max_len, **options):
       diffaug-bio train-dna sequences.csv --encoder transformer --epochs 10 -o run/
       diffaug-bio train-dna human_nontata_promoters --encoder kmer --fit-on all -o run/
     """
-    check_output_folder(outdir)
+    check_output_folder(Path(outdir) / "model")  # OUTDIR and the model folder in it
     checkpoints = make_checkpoints(Path(outdir) / "checkpoint.pt", options)
     extra = method_options(options)
     result = tl.train_dna(dataset, gb_root=gb_root, encoder=encoder, max_len=max_len, k=k,
@@ -497,7 +520,7 @@ def demo(outdir, **options) -> None:
     help="Cells: match genes by name; the model's genes missing from INPUT get their "
     "training mean (named in a warning) instead of an error.",
 )
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--seed", type=SEED, default=0, show_default=True)
 @click.option("--device", type=DEVICE, default="auto", show_default=True)
 def augment(input_file, model_dir, copies, output, layer, align_genes, seed, device) -> None:
     """Write K generated positives per input item, from a saved DiffAug model.

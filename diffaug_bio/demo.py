@@ -10,7 +10,7 @@ import scanpy as sc
 
 from . import distributed, pl, tl
 from .evaluate import knn_accuracy, leiden_scores
-from .io.files import make_output_folder, write_text_atomic
+from .io.files import check_output_folder, make_output_folder, write_text_atomic
 from .io.h5ad import write_h5ad_atomic
 
 logger = logging.getLogger("diffaug_bio")
@@ -30,7 +30,7 @@ def run_demo(
 ) -> dict:
     """Embed pbmc68k_reduced, draw its UMAP coloured by cell type, and score it against the
     PCA shipped with the data. Writes ``umap.png``, ``pbmc68k_reduced.h5ad``, ``scores.json``."""
-    outdir = make_output_folder(outdir)
+    outdir = check_output_folder(outdir)  # created once there is something to write
     adata = sc.datasets.pbmc68k_reduced()
     tl.embed(
         adata,
@@ -54,6 +54,7 @@ def run_demo(
         return scores
     sc.pp.neighbors(adata, use_rep=tl.DEFAULT_KEY, random_state=seed)
     sc.tl.umap(adata, random_state=seed)
+    make_output_folder(outdir)
     pl.umap(adata, [LABEL], outdir / "umap.png", title=f"pbmc68k_reduced, diffaug-bio ({method})")
     write_h5ad_atomic(adata, outdir / "pbmc68k_reduced.h5ad")
     write_text_atomic(outdir / "scores.json", json.dumps(scores, indent=1))

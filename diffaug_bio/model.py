@@ -352,6 +352,10 @@ class EmbeddingModel:
                 shutil.rmtree(staging, ignore_errors=True)
         except OSError as error:
             raise InputError(f"{directory}: cannot write the model ({error.strerror})") from error
+        except RuntimeError as error:  # torch.save's own write failures (a full disk)
+            raise InputError(
+                f"{directory}: cannot write the model ({reason(error)}; is the disk full?)"
+            ) from error
         return directory
 
     @classmethod

@@ -279,7 +279,11 @@ def default_output(path: str | os.PathLike) -> Path:
     if table_separator(path) is None:
         return path
     stem = path.name.removesuffix(".gz").rsplit(".", 1)[0]
-    return path.with_name(stem + ".h5ad")
+    output = path.with_name(stem + ".h5ad")
+    if output.exists():  # another dataset's, or cells.tsv.gz's beside cells.csv: not replaced
+        raise InputError(f"{output} exists already; name the output with -o (it may be "
+                         "another dataset's, and is not replaced unasked)")  # fmt: skip
+    return output
 
 
 def embed_file(

@@ -12,11 +12,15 @@ from pathlib import Path
 import anndata as ad
 import numpy as np
 import pytest
+import torch
 from click.testing import CliRunner
 from scipy import sparse
 
 import diffaug_bio as dab
 from diffaug_bio.cli import cli
+
+MISSING_DEVICE = "mps" if torch.cuda.is_available() else "cuda"
+"""A device ``--device`` names that this machine lacks (none has both)."""
 
 
 def cells_file(path: Path, matrix, layers: dict | None = None) -> Path:
@@ -65,6 +69,12 @@ def make_inputs(tmp: Path, bladder_path: Path, nontata_dir: Path) -> dict[str, P
     files["repeated_genes"] = tmp / "repeated_genes.h5ad"
     (tmp / "cells.csv").write_text("a,b\n1,2\n3,4\n5,7\n")
     files["table"] = tmp / "cells.csv"
+    (tmp / "annotated.csv").write_text("a,b\n1,2\n3,4\n5,7\n")
+    files["table_beside_h5ad"] = tmp / "annotated.csv"
+    cells_file(tmp / "annotated.h5ad", counts())  # another dataset, named alike
+    (tmp / "run_with_a_file" / "model").parent.mkdir()
+    (tmp / "run_with_a_file" / "model").write_text("not a folder\n")
+    files["run_with_a_file"] = tmp / "run_with_a_file"
     (tmp / "bad.pt").write_text("hello\n")
     files["not_a_tensor"] = tmp / "bad.pt"
     (tmp / "empty_label.csv").write_text("seq,label\nACGTACGTAA,0\nACGTTTGCAA,\nACGGGTACCA,1\n")
@@ -303,6 +313,37 @@ CASES = {
         ["embed", "{bladder}", "--model", "{cells_model}", "--resume", "-o", "{tmp}/o.h5ad"],
         "--resume applies only to training",
     ),
+    "negative seed": (
+        ["embed", "{bladder}", "--seed", "-1", "-o", "{tmp}/o.h5ad"],
+        "Invalid value for '--seed': -1 is not in the range 0<=x<=4294967295",
+    ),
+    "a device this machine lacks": (
+        ["embed", "{bladder}", "--device", MISSING_DEVICE, "-o", "{tmp}/o.h5ad"],
+        f"Invalid value for '--device': --device {MISSING_DEVICE} was asked for",
+    ),
+    "a model folder that cannot be made": (  # refused before training writes the output
+        [
+            "embed",
+            "{bladder}",
+            "--method",
+            "simclr",
+            "--epochs",
+            "1",
+            "--save-model",
+            "{bladder}/model",
+            "-o",
+            "{tmp}/o.h5ad",
+        ],
+        "bladder_small.h5ad/model: not writable",
+    ),
+    "a table's default output is another file": (
+        ["embed", "{table_beside_h5ad}", "--method", "simclr", "--epochs", "1"],
+        "annotated.h5ad exists already; name the output with -o",
+    ),
+    "a file where train-dna writes its model": (
+        ["train-dna", "{promoters}", "--epochs", "1", "-o", "{run_with_a_file}"],
+        "run_with_a_file/model: exists and is not a folder",
+    ),
     "unwritable output": (
         ["embed", "{bladder}", "-o", "{bladder}/inside.h5ad"],
         "inside.h5ad",
@@ -369,6 +410,21 @@ def test_repeated_genes_are_one_error_without_anndatas_warning(tmp_path):
         with pytest.raises(dab.InputError, match=r"gene names occur more than once \(g0\)"):
             dab.tl.embed_file(path, tmp_path / "o.h5ad", method="simclr", epochs=1)
     assert [str(w.message) for w in caught if "not unique" in str(w.message)] == []
+
+
+def test_repeated_cell_names_are_one_warning_of_the_package(tmp_path, caplog):
+    path = cells_file(tmp_path / "repeated.h5ad", counts())
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        repeated = ad.read_h5ad(path)
+        repeated.obs_names = ["c0", "c0", *repeated.obs_names[2:]]
+        repeated.write_h5ad(path)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        adata = dab.io.read_h5ad(path)
+    assert adata.n_obs == 40
+    assert [str(w.message) for w in caught if "not unique" in str(w.message)] == []
+    assert "1 cell names occur more than once (c0)" in caplog.text
 
 
 def test_fewer_cells_than_a_batch_still_train(tmp_path):

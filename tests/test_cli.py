@@ -153,6 +153,21 @@ def test_train_dna_transformer_on_a_csv_without_split(tmp_path, promoters_fasta)
     )
 
 
+def test_a_failed_demo_leaves_no_output_folder(tmp_path):
+    result = run("demo", "-o", tmp_path / "demo", "--method", "du", "--prior", "diffaug",
+                 "--epochs", "1")  # fmt: skip
+    assert result.exit_code == 2 and "needs at least 2 epochs" in result.output
+    assert not (tmp_path / "demo").exists()
+
+
+def test_bare_command_shows_the_help_laid_out():
+    result = run()
+    assert result.exit_code == 2
+    lines = result.output.splitlines()
+    assert lines[0].startswith("Usage: ") and "Commands:" in lines
+    assert any(line.split()[:1] == ["embed"] for line in lines)
+
+
 def test_demo_writes_umap_and_prints_scores(tmp_path):
     result = run("demo", "-o", tmp_path, "--epochs", "2")
     assert result.exit_code == 0, result.output

@@ -116,6 +116,17 @@ def test_encoder_widths_are_saved_and_older_models_load_with_theirs(pbmc, tmp_pa
     np.testing.assert_allclose(reloaded.embed(pbmc), older.embed(pbmc), atol=1e-5)
 
 
+def test_a_failed_weight_write_is_one_clear_error(pbmc, tmp_path, monkeypatch):
+    model = dab.tl.embed(pbmc[:100].copy(), "simclr", epochs=1, dim=4)
+
+    def full_disk(*args, **kwargs):  # what torch.save raises when the disk fills mid-write
+        raise RuntimeError("[enforce fail at inline_container.cc:672] . unexpected pos 4 vs 2")
+
+    monkeypatch.setattr("diffaug_bio.model.torch.save", full_disk)
+    with pytest.raises(InputError, match=r"model: cannot write the model \(.*is the disk full"):
+        model.save(tmp_path / "model")
+
+
 def test_loading_a_model_of_the_other_modality_is_refused(pbmc, nontata_dir, tmp_path):
     dab.tl.embed(pbmc, epochs=1).save(tmp_path / "cells")
     with pytest.raises(InputError, match="holds a model for expression data, but dna input"):

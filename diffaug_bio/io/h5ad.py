@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 import warnings
@@ -14,9 +15,11 @@ import numpy as np
 import pandas as pd
 from scipy import sparse
 
-from .._errors import InputError, reason
+from .._errors import InputError, reason, shown
 from .expression import matrix_name, reads_x, unknown_layer
 from .files import atomic_replacement, check_readable
+
+logger = logging.getLogger("diffaug_bio")
 
 H5AD_SUFFIXES = (".h5ad",)
 
@@ -29,9 +32,14 @@ def read_h5ad(path: str | os.PathLike, backed: bool = False) -> ad.AnnData:
     try:
         with warnings.catch_warnings():  # repeated genes are refused later, in one clear line
             warnings.filterwarnings("ignore", "Variable names are not unique", UserWarning)
+            warnings.filterwarnings("ignore", "Observation names are not unique", UserWarning)
             adata = ad.read_h5ad(path, backed="r" if backed else None)
     except Exception as error:  # h5py/anndata raise many types for damaged files
         raise InputError(f"{path}: cannot be read as AnnData ({reason(error)})") from error
+    if not adata.obs_names.is_unique:  # embedded all the same; said once, as the package
+        repeated = adata.obs_names[adata.obs_names.duplicated()].unique()
+        logger.warning("%s: %d cell names occur more than once (%s); obsm rows follow the "
+                       "file's order", path, len(repeated), shown(list(repeated)))  # fmt: skip
     if adata.n_obs == 0 or adata.n_vars == 0:
         raise InputError(f"{path}: empty AnnData ({adata.n_obs} cells × {adata.n_vars} genes)")
     return adata
