@@ -153,7 +153,8 @@ def training_options(function):
         click.option("--method", type=click.Choice(sorted(METHODS)), default=tl.DEFAULT_METHOD,
                      show_default=True, help="Contrastive method."),
         click.option("--epochs", type=click.IntRange(min=1), default=None,
-                     help="Contrastive training epochs [default: per modality]."),
+                     help=f"Contrastive training epochs [default: {EXPRESSION.default_epochs} "
+                          f"for cells and k-mers, {DNA.default_epochs} for one-hot DNA]."),
         click.option("--batch-size", type=click.IntRange(min=2), default=None,
                      help="Items per training step, all processes together under torchrun; "
                           f"also the negatives per anchor [default: {EXPRESSION.batch_size} "
@@ -173,11 +174,14 @@ def training_options(function):
                      help="diffaug: warm-up positives [default: views for one-hot DNA, "
                           "neighbours else]."),
         click.option("--rounds", type=click.IntRange(min=1), default=None,
-                     help="diffaug: M-step/E-step rounds after the warm-up."),
+                     help="diffaug: M-step/E-step rounds after the warm-up "
+                          f"[default: {DiffAugOptions.rounds}]."),
         click.option("--replace-fraction", type=click.FloatRange(0, 1), default=None,
-                     help="diffaug: share of positives drawn from the generated bank."),
+                     help="diffaug: share of positives drawn from the generated bank "
+                          f"[default: {DiffAugOptions.replace_fraction:g}]."),
         click.option("--noise-level", type=click.FloatRange(0, 1), default=None,
-                     help="diffaug: t*/T, how far anchors are noised before denoising."),
+                     help="diffaug: t*/T, how far anchors are noised before denoising "
+                          f"[default: {DiffAugOptions.noise_level:g}]."),
         click.option("--guidance", type=click.FloatRange(min=0), default=None,
                      help="diffaug: classifier-free guidance weight, 0 off "
                           f"[default: {DiffAugOptions.guidance:g}]."),
