@@ -33,6 +33,8 @@ logger = logging.getLogger("diffaug_bio")
 
 _handler: logging.Handler | None = None
 _verbose = False
+_checkpoint: Path | None = None
+"""The running command's checkpoint file, named when an interruption leaves it behind."""
 
 
 def _configure_logging(quiet: bool, verbose: bool) -> None:
@@ -62,6 +64,8 @@ class DiffAugGroup(click.Group):
         # called from Python (a notebook, a test runner), the process lives on: the logging
         # and progress settings of the run are undone afterwards
         level, propagate, bars = logger.level, logger.propagate, progress_enabled()
+        global _checkpoint
+        _checkpoint = None
         try:
             status = super().main(args, prog_name, standalone_mode=False, **extra)
         except NO_ARGS_IS_HELP as error:  # bare `diffaug-bio`: the help, as it is laid out
@@ -73,7 +77,9 @@ class DiffAugGroup(click.Group):
         except TrainingDiverged as error:
             _fail(f"error: {error}", 1)
         except (KeyboardInterrupt, click.Abort):
-            _fail("interrupted", 130)
+            kept = _checkpoint is not None and _checkpoint.exists()
+            resume = f"; {_checkpoint} is kept: run the same command with --resume to continue"
+            _fail(f"interrupted{resume if kept else ''}", 130)
         except Exception as error:
             if _verbose:
                 traceback.print_exc()
@@ -238,7 +244,9 @@ def _refuse_training_options(why: str) -> None:
 
 def make_checkpoints(path: Path, options: dict) -> Checkpoints:
     """Remove the checkpoint options from ``options``; the run's Checkpoints at ``path``."""
+    global _checkpoint
     every, resume = options.pop("checkpoint_every"), options.pop("resume")
+    _checkpoint = path
     return Checkpoints(path, every_s=every, resume=resume)
 
 
@@ -440,7 +448,8 @@ def train_dna(dataset, gb_root, outdir, encoder, k, fit_on, max_len, **options):
       diffaug-bio train-dna sequences.csv --encoder transformer --epochs 10 -o run/
       diffaug-bio train-dna human_nontata_promoters --encoder kmer --fit-on all -o run/
     """
-    check_output_folder(Path(outdir) / "model")  # OUTDIR and the model folder in it
+    check_output_folder(outdir)
+    check_output_folder(Path(outdir) / "model")  # a file of that name would fail after training
     checkpoints = make_checkpoints(Path(outdir) / "checkpoint.pt", options)
     extra = method_options(options)
     result = tl.train_dna(dataset, gb_root=gb_root, encoder=encoder, max_len=max_len, k=k,

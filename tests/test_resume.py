@@ -107,6 +107,24 @@ def test_cli_run_killed_then_resumed_writes_the_uninterrupted_result(bladder_pat
     assert not checkpoint.exists()  # removed once the output is written
 
 
+def test_an_interrupted_cli_run_says_how_to_resume(bladder_path, tmp_path, monkeypatch):
+    save = Checkpoints._save
+
+    def save_then_ctrl_c(self):
+        save(self)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(Checkpoints, "_save", save_then_ctrl_c)
+    result = CliRunner().invoke(cli, ["-q", "embed", str(bladder_path), "-o",
+                                      str(tmp_path / "out.h5ad"), "--method", "simclr",
+                                      "--epochs", "3", "--checkpoint-every", "0"])  # fmt: skip
+    assert result.exit_code == 130
+    assert result.output.strip() == (
+        f"diffaug-bio: interrupted; {tmp_path / 'out.h5ad.checkpoint'} is kept: run the same "
+        "command with --resume to continue"
+    )
+
+
 def test_resume_without_a_checkpoint_trains_from_the_start(pbmc, tmp_path):
     cells = pbmc[:200].copy()
     path = tmp_path / "none.ckpt"
