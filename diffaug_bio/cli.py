@@ -202,7 +202,8 @@ def training_options(function):
                      help="du: RBF bandwidth of the prior [default: median distance]."),
         click.option("--epsilon", type=click.FloatRange(min=0, min_open=True), default=None,
                      help="viewmaker: ℓ1 budget per element [default: 0.015 one-hot DNA, "
-                          "0.01 else]; clae: FGSM step [default: 0.03]."),
+                          "0.01 else]; clae: FGSM step [default: 0.03] (cells, k-mers; one-hot DNA "
+                          "flips 2% of bases instead)."),
     ]  # fmt: skip
     for decorator in reversed(decorators):
         function = decorator(function)

@@ -108,7 +108,7 @@ def _expression_params(
 ) -> dict:
     recipe = model.recipe
     return {"layer": layer, "key_added": key_added, "n_genes": len(recipe.genes),
-            "counts_normalised": recipe.normalise, "normalisation": recipe.normalisation,
+            "counts_normalised": recipe.normalise, "normalisation": recipe.normalisation_name,
             "train_cells": train_cells}  # fmt: skip
 
 
@@ -672,7 +672,7 @@ def augment(
     obs.index = [f"{name}-aug{k}" for name, k in zip(obs["source"], copies)]
     values = generated * recipe.std + recipe.mean
     augmented = ad.AnnData(values.astype(np.float32), obs=obs, var=pd.DataFrame(index=recipe.genes))
-    _record_params(augmented, model, normalisation=recipe.normalisation)
+    _record_params(augmented, model, normalisation=recipe.normalisation_name)
     return augmented
 
 

@@ -191,3 +191,9 @@ def test_auxiliary_bn_is_removed_even_when_training_fails(monkeypatch):
 def test_bad_options_are_input_errors_naming_the_flag(options, flag):
     with pytest.raises(InputError, match=flag):
         CLAE(DNA, **options)
+
+
+def test_epsilon_is_refused_where_clae_flips_bases_instead():
+    assert CLAE(EXPRESSION, epsilon=0.05).options.epsilon == 0.05  # FGSM on tabular values
+    with pytest.raises(InputError, match=r"--epsilon: clae on one-hot DNA flips bases \(HotFlip"):
+        CLAE(DNA, epsilon=0.05)  # was accepted and never read

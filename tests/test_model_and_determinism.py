@@ -15,6 +15,7 @@ def test_embed_api_writes_obsm_and_uns_like_scanpy(pbmc):
     model = dab.tl.embed(pbmc, "simclr", epochs=2, dim=12, key_added="X_test")
     assert pbmc.obsm["X_test"].shape == (700, 12)
     assert pbmc.uns["diffaug"]["params"]["key_added"] == "X_test"
+    assert pbmc.uns["diffaug"]["params"]["normalisation"] == "none"  # scaled: used as is
     assert isinstance(model, dab.EmbeddingModel) and model.training["epochs"] == 2
 
 

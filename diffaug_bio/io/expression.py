@@ -413,6 +413,11 @@ class ExpressionPreprocessing:
         return self._standardise(dense)
 
     @property
+    def normalisation_name(self) -> str:
+        """What ``uns`` records: the normalisation applied, or "none" (values as they are)."""
+        return self.normalisation or AS_IS
+
+    @property
     def normalise(self) -> bool:
         """Whether the model reads raw counts (and normalises them)."""
         return self.normalisation is not None

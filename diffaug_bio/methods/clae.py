@@ -24,6 +24,7 @@ from ..contrastive.adversarial import (
     hotflip,
 )
 from ..contrastive.views import two_views
+from ..modality import Modality
 from ..train import ContrastiveTrainer, Objective
 from .base import Method, MethodOptions
 
@@ -73,6 +74,14 @@ class CLAE(Method):
     options: CLAEOptions
 
     Options = CLAEOptions
+
+    def __init__(self, modality: Modality, **options: object):
+        if modality.categorical and "epsilon" in options:  # else accepted and never read
+            raise InputError(
+                "--epsilon: clae on one-hot DNA flips bases (HotFlip, "
+                f"{CLAEOptions.flip_rate:.0%} of them) instead of an FGSM step of size ε"
+            )
+        super().__init__(modality, **options)
 
     def objective(self, trainer: ContrastiveTrainer, data: torch.Tensor) -> Objective:
         """The batch loss ``L_CL(v1, v2) + α · L_CL(v1, x_adv)``; needs the auxiliary BNs
