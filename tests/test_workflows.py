@@ -66,3 +66,16 @@ def test_the_plotting_script_refuses_an_unknown_label(tmp_path, pbmc):
     result = subprocess.run([*command, "-o", tmp_path / "umap.png"], capture_output=True, text=True)
     assert result.returncode == 2 and "no obs column 'cell_type'" in result.stderr
     assert not (tmp_path / "umap.png").exists()
+
+
+@pytest.mark.skipif(shutil.which("snakemake") is None, reason="snakemake not installed")
+def test_training_jobs_take_every_core_they_are_given(tmp_path, nontata_dir):
+    """snakemake sets OMP_NUM_THREADS to a job's threads (1 unless the rule says otherwise):
+    without a threads directive torch trained on one core under --cores 2."""
+    command = ["snakemake", "-s", WORKFLOWS / "Snakefile", "--cores", "2", "-n", "--directory",
+               tmp_path, "--config", f"dna_dataset={nontata_dir}"]  # fmt: skip
+    dry = subprocess.run(command, capture_output=True, text=True)
+    assert dry.returncode == 0, dry.stderr[-2000:]
+    jobs = {block.split(":")[0]: block for block in dry.stdout.split("rule ")[1:]}
+    for rule in ("embed_cells", "train_dna"):
+        assert "threads: 2" in jobs[rule], jobs[rule][-500:]
