@@ -23,6 +23,7 @@ from .io.expression import DEFAULT_NORMALISATION, RECIPE_NORMALISATIONS
 from .io.files import check_output_folder
 from .io.kmers import DEFAULT_K, K_RANGE
 from .methods import METHODS, DiffAug, Method
+from .methods.clae import CLAEOptions
 from .methods.diffaug import DiffAugOptions
 from .methods.du import PRIORS
 from .modality import DNA, EXPRESSION
@@ -203,7 +204,7 @@ def training_options(function):
         click.option("--epsilon", type=click.FloatRange(min=0, min_open=True), default=None,
                      help="viewmaker: ℓ1 budget per element [default: 0.015 one-hot DNA, "
                           "0.01 else]; clae: FGSM step [default: 0.03] (cells, k-mers; one-hot DNA "
-                          "flips 2% of bases instead)."),
+                          f"flips {CLAEOptions.flip_rate:.0%} of bases instead)."),
     ]  # fmt: skip
     for decorator in reversed(decorators):
         function = decorator(function)
