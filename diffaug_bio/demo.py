@@ -10,12 +10,12 @@ import scanpy as sc
 
 from . import distributed, pl, tl
 from .evaluate import knn_accuracy, leiden_scores
-from .io.files import check_output_folder, make_output_folder, write_text_atomic
-from .io.h5ad import write_h5ad_atomic
+from .io.files import check_output_folder, staged_writes
 
 logger = logging.getLogger("diffaug_bio")
 
 LABEL = "bulk_labels"
+OUTPUTS = ("umap.png", "pbmc68k_reduced.h5ad", "scores.json")
 
 
 def run_demo(
@@ -29,7 +29,8 @@ def run_demo(
     **method_options: object,
 ) -> dict:
     """Embed pbmc68k_reduced, draw its UMAP coloured by cell type, and score it against the
-    PCA shipped with the data. Writes ``umap.png``, ``pbmc68k_reduced.h5ad``, ``scores.json``."""
+    PCA shipped with the data. Writes ``umap.png``, ``pbmc68k_reduced.h5ad``, ``scores.json``
+    together: a failed write leaves an earlier demo's outputs as they were."""
     outdir = check_output_folder(outdir)  # created once there is something to write
     adata = sc.datasets.pbmc68k_reduced()
     tl.embed(
@@ -54,8 +55,9 @@ def run_demo(
         return scores
     sc.pp.neighbors(adata, use_rep=tl.DEFAULT_KEY, random_state=seed)
     sc.tl.umap(adata, random_state=seed)
-    make_output_folder(outdir)
-    pl.umap(adata, [LABEL], outdir / "umap.png", title=f"pbmc68k_reduced, diffaug-bio ({method})")
-    write_h5ad_atomic(adata, outdir / "pbmc68k_reduced.h5ad")
-    write_text_atomic(outdir / "scores.json", json.dumps(scores, indent=1))
+    with staged_writes(outdir, OUTPUTS, "demo's outputs") as staging:
+        title = f"pbmc68k_reduced, diffaug-bio ({method})"
+        pl.umap(adata, [LABEL], staging / "umap.png", title=title)
+        adata.write_h5ad(staging / "pbmc68k_reduced.h5ad")
+        (staging / "scores.json").write_text(json.dumps(scores, indent=1))
     return scores

@@ -11,8 +11,6 @@ import json
 import logging
 import os
 import pickle
-import shutil
-import tempfile
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
@@ -33,6 +31,7 @@ from .io.expression import (
     matrix_name,
     row_blocks,
 )
+from .io.files import staged_writes
 from .io.h5ad import BackedMatrix
 from .io.kmers import KmerEncoding
 from .io.sequences import SequenceEncoding, SequenceSet
@@ -43,6 +42,8 @@ from .train import ContrastiveTrainer, OptimiserConfig, embed
 logger = logging.getLogger("diffaug_bio")
 
 FORMAT = "diffaug-bio-model/1"
+# a saved model's files; config.json last, as it is read first
+MODEL_FILES = ("encoder.pt", "diffusion.pt", "config.json")
 SEED_MAX = 2**32 - 1
 """The largest seed NumPy's generators take."""
 InputRecipe = ExpressionPreprocessing | SequenceEncoding | KmerEncoding
@@ -329,34 +330,23 @@ class EmbeddingModel:
 
     def save(self, directory: str | os.PathLike) -> Path:
         """Write ``config.json`` (settings, input recipe, package version), ``encoder.pt`` and,
-        for DiffAug models, ``diffusion.pt`` (the generator of positives)."""
+        for DiffAug models, ``diffusion.pt`` (the generator of positives), together: a failed
+        write leaves a model saved there before as it was."""
+        with staged_writes(directory, MODEL_FILES, "model") as staging:
+            self.write_files(staging)
+        return Path(directory)
+
+    def write_files(self, folder: Path) -> None:
+        """The model's files into ``folder``, unguarded: :meth:`save` is the safe form; this
+        is for a caller staging the model with other outputs."""
         if self.encoder is None:
             raise InputError("the model is not trained yet: nothing to save")
-        directory = Path(directory)
-        # the config first: a value JSON cannot hold must not leave a half-replaced model
-        config = json.dumps(self.config(), indent=1, default=_json_scalar)
-        try:
-            directory.mkdir(parents=True, exist_ok=True)
-            staging = Path(tempfile.mkdtemp(dir=directory, prefix=".saving.", suffix=".tmp"))
-            try:
-                torch.save(self.encoder.state_dict(), staging / "encoder.pt")
-                if self.diffusion is not None:
-                    torch.save(self.diffusion.state_dict(), staging / "diffusion.pt")
-                (staging / "config.json").write_text(config)  # renamed last, read first
-                for name in ("encoder.pt", "diffusion.pt", "config.json"):
-                    if (staging / name).exists():
-                        os.replace(staging / name, directory / name)
-                    else:  # a generator left by an earlier model saved here
-                        (directory / name).unlink(missing_ok=True)
-            finally:
-                shutil.rmtree(staging, ignore_errors=True)
-        except OSError as error:
-            raise InputError(f"{directory}: cannot write the model ({error.strerror})") from error
-        except RuntimeError as error:  # torch.save's own write failures (a full disk)
-            raise InputError(
-                f"{directory}: cannot write the model ({reason(error)}; is the disk full?)"
-            ) from error
-        return directory
+        config = json.dumps(self.config(), indent=1, default=_json_scalar)  # fails first
+        folder.mkdir(exist_ok=True)
+        torch.save(self.encoder.state_dict(), folder / "encoder.pt")
+        if self.diffusion is not None:
+            torch.save(self.diffusion.state_dict(), folder / "diffusion.pt")
+        (folder / "config.json").write_text(config)
 
     @classmethod
     def load(cls, directory: str | os.PathLike, modality: str | None = None) -> EmbeddingModel:

@@ -32,7 +32,7 @@ from .io.expression import (
     get_matrix,
     sample_rows,
 )
-from .io.files import check_output, make_output_folder, write_text_atomic
+from .io.files import check_output, staged_writes
 from .io.genomic_benchmarks import load_dna_dataset
 from .io.h5ad import (
     H5AD_SUFFIXES,
@@ -54,7 +54,7 @@ from .io.sequences import (
 from .io.tables import read_feature_table, table_separator
 from .methods import DEFAULT_METHOD, build_method, get_method
 from .modality import DNA, DNA_KMERS, EXPRESSION
-from .model import EmbeddingModel
+from .model import MODEL_FILES, EmbeddingModel
 
 __all__ = [
     "DEFAULT_KEY",
@@ -382,15 +382,16 @@ class DNATrainingResult:
     metrics: dict = field(default_factory=dict)
 
     def save(self, outdir: str | os.PathLike) -> Path:
-        """Write ``embeddings.h5ad``, ``model/`` and ``metrics.json`` into ``outdir``; the
-        metrics become JSON first, so that a value JSON cannot hold fails before anything is
-        written, not after the embeddings and model were."""
-        metrics = json.dumps(self.metrics, indent=1)
-        outdir = make_output_folder(outdir)
-        write_h5ad_atomic(self.adata, outdir / "embeddings.h5ad")
-        self.model.save(outdir / "model")
-        write_text_atomic(outdir / "metrics.json", metrics)
-        return outdir
+        """Write ``embeddings.h5ad``, ``model/`` and ``metrics.json`` into ``outdir``, together:
+        a failed write (a value JSON cannot hold, a full disk) leaves ``outdir`` as it was,
+        not new embeddings beside an earlier run's model."""
+        metrics = json.dumps(self.metrics, indent=1)  # before a folder is made
+        outputs = ["embeddings.h5ad", *(f"model/{name}" for name in MODEL_FILES), "metrics.json"]
+        with staged_writes(outdir, outputs, "outputs") as staging:
+            self.adata.write_h5ad(staging / "embeddings.h5ad")
+            self.model.write_files(staging / "model")
+            (staging / "metrics.json").write_text(metrics)
+        return Path(outdir)
 
 
 def probe_splits(sequences: SequenceSet, seed: int) -> np.ndarray:

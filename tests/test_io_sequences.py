@@ -179,6 +179,25 @@ def test_labels_are_kept_as_text_so_a_result_with_integer_labels_saves(promoters
     assert not (tmp_path / "half").exists()  # was: embeddings and model written, no metrics
 
 
+def test_a_failed_save_leaves_the_earlier_run_as_it_was(promoters_fasta, tmp_path, monkeypatch):
+    def contents(folder):
+        return {p.relative_to(folder): p.read_bytes() for p in folder.rglob("*") if p.is_file()}
+
+    tl.train_dna(str(promoters_fasta), encoder="kmer", k=3, epochs=1, dim=4).save(tmp_path)
+    before = contents(tmp_path)
+    other = tl.train_dna(str(promoters_fasta), encoder="kmer", k=3, epochs=1, dim=4, seed=1)
+
+    def full_disk(*args, **kwargs):  # what torch.save raises when the disk fills mid-write
+        raise RuntimeError("[enforce fail at inline_container.cc:672] . unexpected pos 4 vs 2")
+
+    monkeypatch.setattr("diffaug_bio.model.torch.save", full_disk)
+    with pytest.raises(InputError, match=r"cannot write the outputs \(.*is the disk full"):
+        other.save(tmp_path)
+    # was: the new embeddings.h5ad beside the earlier run's model and metrics
+    assert contents(tmp_path) == before and sorted(p.name for p in tmp_path.iterdir()) == [
+        "embeddings.h5ad", "metrics.json", "model"]  # fmt: skip
+
+
 def test_a_window_set_by_one_far_longer_sequence_is_warned_of(caplog, monkeypatch):
     monkeypatch.setattr(logging.getLogger("diffaug_bio"), "propagate", True)  # the CLI's off
     typical = ["ACGTACGTAC" * 10] * 40

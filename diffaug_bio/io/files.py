@@ -1,17 +1,18 @@
 """Files a command reads and writes: clear errors before any work, and atomic replacement
-(a temporary file beside the target, renamed over it) so a crash never leaves a half-written
-output or a damaged input."""
+(a temporary file beside the target, renamed over it; outputs that belong together staged
+and renamed together) so a crash never leaves a half-written output or a damaged input."""
 
 from __future__ import annotations
 
 import contextlib
 import glob
 import os
+import shutil
 import tempfile
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
-from .._errors import InputError
+from .._errors import InputError, reason
 
 
 def check_readable(path: str | os.PathLike) -> Path:
@@ -64,7 +65,7 @@ def check_output(
 
 def check_output_folder(folder: str | os.PathLike) -> Path:
     """Fail early, before any work, if ``folder`` (or, when missing, the nearest folder above
-    it) cannot be written; :func:`make_output_folder` creates it once there is output."""
+    it) cannot be written; :func:`staged_writes` creates it once there is output."""
     folder = Path(folder)
     if folder.exists() and not folder.is_dir():
         raise InputError(f"{folder}: exists and is not a folder")
@@ -73,16 +74,6 @@ def check_output_folder(folder: str | os.PathLike) -> Path:
         existing = existing.parent
     if not existing.is_dir() or not os.access(existing, os.W_OK):
         raise InputError(f"{folder}: not writable")
-    return folder
-
-
-def make_output_folder(folder: str | os.PathLike) -> Path:
-    """``folder``, created with its parents if missing; an InputError if that fails."""
-    folder = Path(folder)
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-    except OSError as error:
-        raise InputError(f"{folder}: cannot create the output folder ({error.strerror})") from error
     return folder
 
 
@@ -114,13 +105,54 @@ def atomic_replacement(path: str | os.PathLike) -> Iterator[str]:
         raise
 
 
+@contextlib.contextmanager
+def staged_writes(folder: str | os.PathLike, names: Sequence[str], what: str) -> Iterator[Path]:
+    """Yield an empty staging folder inside ``folder`` for outputs that belong together (a
+    model's files, ``train-dna``'s three outputs); when the block succeeds, each of ``names``
+    (paths relative to ``folder``) is renamed over its namesake, or its namesake removed
+    when none was written (a generator left by an earlier model saved there).
+
+    A failure while writing (a full disk, an interrupt) leaves ``folder`` as it was, never
+    new outputs beside old ones; the renames need no space. Other files in ``folder`` are
+    kept. Failures become one InputError naming ``folder`` and ``what`` was written.
+    """
+    folder = Path(folder)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        _remove_orphans(folder / "staging")
+        staging = Path(
+            tempfile.mkdtemp(dir=folder, prefix=f".staging.{os.getpid()}.", suffix=".tmp")
+        )
+        try:
+            yield staging
+            for name in names:
+                target = folder / name
+                if (staging / name).exists():
+                    target.parent.mkdir(parents=True, exist_ok=True)
+                    os.replace(staging / name, target)
+                else:
+                    target.unlink(missing_ok=True)
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+    except OSError as error:
+        raise InputError(f"{folder}: cannot write the {what} ({error.strerror})") from error
+    except RuntimeError as error:  # torch.save's own write failures (a full disk)
+        raise InputError(
+            f"{folder}: cannot write the {what} ({reason(error)}; is the disk full?)"
+        ) from error
+
+
 def _remove_orphans(path: Path) -> None:
-    """Delete temporary files beside ``path`` whose writing process no longer exists."""
+    """Delete temporary files (or staging folders) beside ``path`` whose writing process no
+    longer exists."""
     for orphan in path.parent.glob(f".{glob.escape(path.name)}.*.tmp"):
         pid = orphan.name.removeprefix(f".{path.name}.").split(".")[0]
         if pid.isdigit() and not _alive(int(pid)):
             with contextlib.suppress(OSError):
-                orphan.unlink()
+                if orphan.is_dir():
+                    shutil.rmtree(orphan)
+                else:
+                    orphan.unlink()
 
 
 def _alive(pid: int) -> bool:
@@ -137,9 +169,3 @@ def _umask() -> int:
     mask = os.umask(0)
     os.umask(mask)
     return mask
-
-
-def write_text_atomic(path: str | os.PathLike, text: str) -> None:
-    """Write ``text`` to ``path`` through :func:`atomic_replacement` (JSON scores, metrics)."""
-    with atomic_replacement(path) as temporary:
-        Path(temporary).write_text(text)
