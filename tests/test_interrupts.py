@@ -1,6 +1,7 @@
 """Killed runs (SIGKILL, no chance to clean up) never damage the input or leave a
 half-written output: outputs are written to a temporary file and renamed into place."""
 
+import errno
 import os
 import shutil
 import signal
@@ -13,6 +14,8 @@ import anndata as ad
 import numpy as np
 import pytest
 
+from diffaug_bio import InputError
+from diffaug_bio.io.files import staged_writes
 from diffaug_bio.io.h5ad import write_h5ad_atomic
 
 pytestmark = pytest.mark.skipif(os.name != "posix", reason="SIGKILL is POSIX")
@@ -38,7 +41,9 @@ def test_sigkill_during_training_leaves_the_input_intact(bladder_path, tmp_path,
 WRITER = textwrap.dedent("""
     import sys
     import anndata as ad, numpy as np
-    from diffaug_bio.io.h5ad import write_h5ad_atomic
+    from diffaug_bio import InputError
+from diffaug_bio.io.files import staged_writes
+from diffaug_bio.io.h5ad import write_h5ad_atomic
     adata = ad.AnnData(np.full((20_000, 2_000), 2.0, dtype=np.float32))
     print("writing", flush=True)
     write_h5ad_atomic(adata, sys.argv[1])
@@ -65,3 +70,32 @@ def test_sigkill_during_a_write_leaves_the_old_or_the_new_file(tmp_path):
     write_h5ad_atomic(ad.AnnData(np.zeros((2, 2), dtype=np.float32)), target)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out.h5ad"]  # orphan removed
     assert ad.read_h5ad(target).shape == (2, 2)
+
+
+def test_outputs_staged_together_land_together_and_keep_links(tmp_path):
+    elsewhere = tmp_path / "annex"
+    elsewhere.mkdir()
+    (elsewhere / "scores.json").write_text("old")
+    out = tmp_path / "out"
+    (out / "model").mkdir(parents=True)
+    (out / "model" / "diffusion.pt").write_text("old generator")
+    (out / "notes.txt").write_text("the user's")
+    (out / "scores.json").symlink_to(elsewhere / "scores.json")
+    (out / ".staging.999999999.x.tmp").mkdir()  # left by a killed writer
+    names = ["table.csv", "model/encoder.pt", "model/diffusion.pt", "scores.json"]
+
+    full = pytest.raises(InputError, match=r"out: cannot write the outputs \(No space left")
+    with full, staged_writes(out, names, "outputs") as staging:
+        (staging / "table.csv").write_text("new")
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+    before = ["model", "model/diffusion.pt", "notes.txt", "scores.json"]
+    assert sorted(str(p.relative_to(out)) for p in out.rglob("*")) == before
+
+    with staged_writes(out, names, "outputs") as staging:
+        (staging / "model").mkdir()
+        for name in ("table.csv", "model/encoder.pt", "scores.json"):
+            (staging / name).write_text("new")
+    after = ["model", "model/encoder.pt", "notes.txt", "scores.json", "table.csv"]
+    assert sorted(str(p.relative_to(out)) for p in out.rglob("*")) == after  # generator gone
+    assert (out / "scores.json").is_symlink() and (elsewhere / "scores.json").read_text() == "new"
+    assert (out / "notes.txt").read_text() == "the user's"

@@ -114,7 +114,8 @@ def staged_writes(folder: str | os.PathLike, names: Sequence[str], what: str) ->
 
     A failure while writing (a full disk, an interrupt) leaves ``folder`` as it was, never
     new outputs beside old ones; the renames need no space. Other files in ``folder`` are
-    kept. Failures become one InputError naming ``folder`` and ``what`` was written.
+    kept, and a name that is a symbolic link keeps its link. Failures become one InputError
+    naming ``folder`` and ``what`` was written.
     """
     folder = Path(folder)
     try:
@@ -127,6 +128,8 @@ def staged_writes(folder: str | os.PathLike, names: Sequence[str], what: str) ->
             yield staging
             for name in names:
                 target = folder / name
+                if target.is_symlink():  # as atomic_replacement: the file behind the link
+                    target = target.resolve()
                 if (staging / name).exists():
                     target.parent.mkdir(parents=True, exist_ok=True)
                     os.replace(staging / name, target)
