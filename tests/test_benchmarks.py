@@ -21,18 +21,29 @@ def run_script(name: str, *arguments: str) -> str:
     return completed.stdout
 
 
-def test_smoke_suite_writes_results_table_and_figures(tmp_path, bladder_path, nontata_dir):
+def test_smoke_suite_writes_results_table_and_figures_and_survives_a_failing_task(
+    tmp_path, bladder_path, nontata_dir
+):
     cells, dna = f"cells:{bladder_path}:cell_type", f"dna:{nontata_dir}"
-    run_script("run.py", "--suite", "smoke", "--out", str(tmp_path),
-               "--cells", f"{bladder_path}:cell_type", "--dna", str(nontata_dir),
-               "--only", cells, "--only", dna, "--epochs", "2",
-               "--methods", "simclr")  # every method runs through the same task code  # fmt: skip
+    bad_label = f"cells:{bladder_path}:celltype"  # no such obs column: its tasks fail
+    command = [sys.executable, str(BENCHMARKS / "run.py"), "--suite", "smoke", "--out",
+               str(tmp_path), "--cells", f"{bladder_path}:cell_type", "--dna", str(nontata_dir),
+               "--cells", f"{bladder_path}:celltype", "--only", bad_label, "--only", cells,
+               "--only", dna, "--epochs", "2",
+               "--methods", "simclr"]  # every method runs through the same task code  # fmt: skip
+    finished = subprocess.run(command, capture_output=True, text=True, check=False)
+    assert finished.returncode == 1, finished.stderr[-3000:]
+    failed = finished.stderr.splitlines()[-1].split("tasks failed (messages above): ")[1]
+    assert {f"{bad_label} pca50 seed 0", f"{bad_label} simclr seed 0"} <= set(failed.split("; "))
+    assert all(task.startswith(f"{bad_label} ") for task in failed.split("; "))  # scVI too
+    assert "skipping" not in finished.stderr  # --only named what to run
 
-    results = pd.read_csv(tmp_path / "results.csv")
+    results = pd.read_csv(tmp_path / "results.csv")  # the other tasks still ran
     assert list(results.columns) == [
         "dataset", "method", "metric", "value", "wall_s", "peak_rss_mb", "seed"
     ]  # fmt: skip
     methods = results.groupby("dataset")["method"].unique().map(set).to_dict()
+    assert set(methods) == {cells, dna}
     assert methods[cells] - {"scvi"} == {"pca50", "simclr"}  # scVI only where installed
     assert methods[dna] == {"kmer4", "kmer6", "simclr"}
 
@@ -62,41 +73,17 @@ def test_smoke_suite_writes_results_table_and_figures(tmp_path, bladder_path, no
     assert saved == results.groupby(["dataset", "method"]).ngroups
 
 
-def test_the_suite_refuses_bad_specs_up_front_and_survives_a_failing_task(tmp_path, bladder_path):
-    def run(*arguments: str) -> subprocess.CompletedProcess:
-        command = [sys.executable, str(BENCHMARKS / "run.py"), "--suite", "smoke", "--out",
-                   str(tmp_path), "--data", str(tmp_path / "no_data"), *arguments]  # fmt: skip
-        return subprocess.run(command, capture_output=True, text=True, check=False)
-
+def test_the_suite_refuses_bad_specs_up_front(tmp_path, run_script_here):
     for arguments, message in [
         (["--only", "pbmc"], "--only pbmc: not a dataset name; choose from pbmc68k_reduced"),
         (["--only", "mouse_bladder"], "mouse_bladder_2100.h5ad not found (see --data)"),
         (["--methods", "simclr:tempurature=0.3"], "--tempurature: not an option of --method"),
     ]:  # each used to fail inside a task, after the peers had run, in two tracebacks
-        refused = run(*arguments)
-        assert refused.returncode == 2 and message in refused.stderr.splitlines()[-1]
+        status, _, stderr = run_script_here(
+            BENCHMARKS / "run.py", "--out", tmp_path, "--data", tmp_path / "no_data", *arguments
+        )
+        assert status == 2 and message in stderr.splitlines()[-1]
         assert not (tmp_path / "results.csv").exists()
-
-    bad_label = f"cells:{bladder_path}:celltype"  # no such obs column: that task fails
-    finished = run(
-        "--cells",
-        f"{bladder_path}:celltype",
-        "--only",
-        "pbmc68k_reduced",
-        "--only",
-        bad_label,
-        "--methods",
-        "simclr",
-        "--epochs",
-        "1",
-        "--no-peers",
-    )
-    assert finished.returncode == 1
-    assert f"1 tasks failed (messages above): {bad_label} simclr seed 0" in finished.stderr
-    assert "skipping" not in finished.stderr  # --only named what to run
-    results = pd.read_csv(tmp_path / "results.csv")
-    assert set(results["dataset"]) == {"pbmc68k_reduced"}  # the other task still ran
-    assert "| pbmc68k_reduced | simclr | 1 |" in (tmp_path / "summary.md").read_text()
 
 
 def test_scaling_benchmark_measures_every_mode(tmp_path, bladder_path):
@@ -149,7 +136,7 @@ def test_fit_on_seen_scores_the_seen_and_the_unseen_test_half(nontata_dir):
         assert 0 <= float(line.rsplit(": ", 1)[1].rstrip("%")) <= 100
 
 
-def test_the_diagnostics_refuse_missing_data_in_one_line(tmp_path, bladder_path):
+def test_the_diagnostics_refuse_missing_data_in_one_line(tmp_path, bladder_path, run_script_here):
     for script, arguments, message in [
         ("scaling.py", ["--counts", str(tmp_path / "no.h5ad")], "no.h5ad: no such file"),
         ("scaling.py", ["--counts", str(bladder_path), "--modes", "backed --model"],
@@ -158,7 +145,6 @@ def test_the_diagnostics_refuse_missing_data_in_one_line(tmp_path, bladder_path)
         ("fit_on_seen.py", ["--data", str(tmp_path)], "human_nontata_promoters: no such folder"),
     ]:  # fmt: skip
         out = ["--out", str(tmp_path)] if script == "scaling.py" else []
-        command = [sys.executable, str(BENCHMARKS / script), *out, *arguments]
-        completed = subprocess.run(command, capture_output=True, text=True, check=False)
-        assert completed.returncode == 2, (script, completed.stderr[-2000:])
-        assert message in completed.stderr.splitlines()[-1]  # was a traceback
+        status, _, stderr = run_script_here(BENCHMARKS / script, *out, *arguments)
+        assert status == 2, (script, stderr[-2000:])
+        assert message in stderr.splitlines()[-1]  # was a traceback

@@ -3,7 +3,6 @@
 import json
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import matplotlib.image
@@ -11,6 +10,7 @@ import pytest
 
 ROOT = Path(__file__).parents[1]
 WORKFLOWS = ROOT / "workflows"
+PLOTTING = WORKFLOWS / "scripts" / "umap_clusters.py"
 
 
 def two_panel_png(path: Path) -> bool:
@@ -45,26 +45,27 @@ def test_both_workflows_draw_their_pngs_and_score_the_clusters(tmp_path, nontata
     assert "rule embed_cells:" not in dry.stdout and "rule train_dna:" not in dry.stdout
 
 
-def test_the_plotting_script_draws_unlabelled_items_without_scores(tmp_path, pbmc):
+def test_the_plotting_script_draws_unlabelled_items_without_scores(tmp_path, pbmc, run_script_here):
     pbmc.obsm["X_diffaug"] = pbmc.obsm["X_pca"]
     pbmc.obs["label"] = float("nan")  # train-dna on a bare FASTA: no labels
     pbmc.write_h5ad(tmp_path / "seqs.h5ad")
-    script = WORKFLOWS / "scripts" / "umap_clusters.py"
-    command = [sys.executable, script, tmp_path / "seqs.h5ad", "--label", "label"]
-    command += ["-o", tmp_path / "umap.png", "--scores", tmp_path / "scores.json"]
-    result = subprocess.run(command, capture_output=True, text=True)
-    assert result.returncode == 0, result.stderr[-2000:]
-    assert "no label to score them against" in result.stdout  # was: ARI 0.000 against "nan"
+    status, stdout, stderr = run_script_here(
+        PLOTTING, tmp_path / "seqs.h5ad", "--label", "label", "-o", tmp_path / "umap.png",
+        "--scores", tmp_path / "scores.json",
+    )  # fmt: skip
+    assert status == 0, stderr[-2000:]
+    assert "no label to score them against" in stdout  # was: ARI 0.000 against "nan"
     assert set(json.loads((tmp_path / "scores.json").read_text())) == {"items", "clusters"}
+    assert not two_panel_png(tmp_path / "umap.png")  # one panel: the clusters
 
 
-def test_the_plotting_script_refuses_an_unknown_label(tmp_path, pbmc):
+def test_the_plotting_script_refuses_an_unknown_label(tmp_path, pbmc, run_script_here):
     pbmc.obsm["X_diffaug"] = pbmc.obsm["X_pca"]
     pbmc.write_h5ad(tmp_path / "cells.h5ad")
-    script = WORKFLOWS / "scripts" / "umap_clusters.py"
-    command = [sys.executable, script, tmp_path / "cells.h5ad", "--label", "cell_type"]
-    result = subprocess.run([*command, "-o", tmp_path / "umap.png"], capture_output=True, text=True)
-    assert result.returncode == 2 and "no obs column 'cell_type'" in result.stderr
+    status, _, stderr = run_script_here(
+        PLOTTING, tmp_path / "cells.h5ad", "--label", "cell_type", "-o", tmp_path / "umap.png"
+    )
+    assert status == 2 and "no obs column 'cell_type'" in stderr
     assert not (tmp_path / "umap.png").exists()
 
 
