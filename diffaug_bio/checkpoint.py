@@ -18,6 +18,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import pickle
 import random
 import time
 from collections.abc import Callable, Iterator
@@ -83,7 +84,14 @@ class Checkpoints:
                 logger.info("no checkpoint at %s: training from the start", self.path)
             return
         try:
-            saved = torch.load(self.path, map_location="cpu", weights_only=False)
+            # weights_only: a file planted where a checkpoint is expected must not run code
+            saved = torch.load(self.path, map_location="cpu", weights_only=True)
+        except pickle.UnpicklingError as error:  # what weights_only refuses
+            raise InputError(
+                f"{self.path}: holds more than a checkpoint's tensors and plain values (written "
+                "by another program or an older diffaug-bio), so it is not read; delete it to "
+                "train from the start"
+            ) from error
         except Exception as error:
             raise InputError(f"{self.path}: cannot be read as a checkpoint ({error})") from error
         if saved.get("fingerprint") != fingerprint:
@@ -159,7 +167,7 @@ class Checkpoints:
             "position": self._position,
             "state": {name: accessor.get() for name, accessor in self._state.items()},
             "memos": self._memos,
-            "random": (torch.get_rng_state(), np.random.get_state(), random.getstate()),
+            "random": (torch.get_rng_state(), _numpy_random_state(), random.getstate()),
         }
         Path(self.path).parent.mkdir(parents=True, exist_ok=True)  # train-dna's OUTDIR
         with atomic_replacement(self.path) as temporary:
@@ -175,7 +183,7 @@ class Checkpoints:
             self._state[name].set(value)
         torch_state, numpy_state, python_state = saved["random"]
         torch.set_rng_state(torch_state)
-        np.random.set_state(numpy_state)
+        _set_numpy_random_state(numpy_state)
         random.setstate(python_state)
         self._memos = dict(saved["memos"])
         self._last_save = time.monotonic()
@@ -183,3 +191,15 @@ class Checkpoints:
 
 def _replace_items(target: list, items: list) -> None:
     target[:] = items
+
+
+def _numpy_random_state() -> tuple:
+    """NumPy's global random state with its key array as a tensor: a NumPy array would need
+    an unsafe (code-running) unpickler to be read back."""
+    name, keys, position, has_gauss, cached = np.random.get_state()
+    return name, torch.from_numpy(keys.astype(np.int64)), position, has_gauss, cached
+
+
+def _set_numpy_random_state(state: tuple) -> None:
+    name, keys, position, has_gauss, cached = state
+    np.random.set_state((name, keys.numpy().astype(np.uint32), position, has_gauss, cached))

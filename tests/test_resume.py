@@ -1,6 +1,7 @@
 """An interrupted training run resumes from its checkpoint and ends exactly where an
 uninterrupted run with the same seed ends (CPU)."""
 
+import os
 import signal
 import subprocess
 import sys
@@ -9,6 +10,7 @@ import time
 import anndata as ad
 import numpy as np
 import pytest
+import torch
 from click.testing import CliRunner
 
 import diffaug_bio as dab
@@ -123,6 +125,24 @@ def test_an_interrupted_cli_run_says_how_to_resume(bladder_path, tmp_path, monke
         f"diffaug-bio: interrupted; {tmp_path / 'out.h5ad.checkpoint'} is kept: run the same "
         "command with --resume to continue"
     )
+
+
+class RunsCode:
+    """A pickle that runs code when unpickled, as a file planted where a checkpoint is
+    expected could."""
+
+    def __reduce__(self):
+        return (os.system, (f"touch {self.marker}",))
+
+
+def test_a_planted_checkpoint_is_refused_without_running_its_code(pbmc, tmp_path):
+    path, RunsCode.marker = tmp_path / "run.ckpt", tmp_path / "ran"
+    torch.save({"fingerprint": {}, "payload": RunsCode()}, path)
+    with pytest.raises(InputError, match="holds more than a checkpoint's tensors"):
+        dab.tl.embed(
+            pbmc[:50].copy(), "simclr", epochs=1, checkpoints=Checkpoints(path, resume=True)
+        )
+    assert not RunsCode.marker.exists()  # was: unpickled with weights_only=False, code ran
 
 
 def test_resume_without_a_checkpoint_trains_from_the_start(pbmc, tmp_path):
