@@ -27,7 +27,7 @@ from .methods.clae import CLAEOptions
 from .methods.diffaug import DiffAugOptions
 from .methods.du import PRIORS
 from .modality import DNA, EXPRESSION
-from .model import SEED_MAX
+from .model import SEED_MAX, check_model_folder
 from .train import TrainingDiverged
 
 logger = logging.getLogger("diffaug_bio")
@@ -367,7 +367,7 @@ def embed(input_file, output, layer, key_added, save_model, model_dir, align_gen
         raise click.UsageError("--align-genes applies a saved model: give --model DIR too")
     destination = Path(output) if output else tl.default_output(input_file)
     if save_model:  # before training, which would otherwise end in a written file and an error
-        check_output_folder(save_model)
+        check_model_folder(save_model)
     checkpoints = make_checkpoints(destination.with_name(destination.name + ".checkpoint"), options)
     extra = method_options(options)
     if model_dir is not None:
@@ -451,7 +451,7 @@ def train_dna(dataset, gb_root, outdir, encoder, k, fit_on, max_len, **options):
       diffaug-bio train-dna human_nontata_promoters --encoder kmer --fit-on all -o run/
     """
     check_output_folder(outdir)
-    check_output_folder(Path(outdir) / "model")  # a file of that name would fail after training
+    check_model_folder(Path(outdir) / "model")  # a file of that name would fail after training
     checkpoints = make_checkpoints(Path(outdir) / "checkpoint.pt", options)
     extra = method_options(options)
     result = tl.train_dna(dataset, gb_root=gb_root, encoder=encoder, max_len=max_len, k=k,

@@ -7,6 +7,7 @@ Split like scvi-tools: :mod:`diffaug_bio.io` registers the data (the input recip
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
@@ -31,7 +32,7 @@ from .io.expression import (
     matrix_name,
     row_blocks,
 )
-from .io.files import staged_writes
+from .io.files import check_output_folder, staged_writes
 from .io.h5ad import BackedMatrix
 from .io.kmers import KmerEncoding
 from .io.sequences import SequenceEncoding, SequenceSet
@@ -332,7 +333,7 @@ class EmbeddingModel:
         """Write ``config.json`` (settings, input recipe, package version), ``encoder.pt`` and,
         for DiffAug models, ``diffusion.pt`` (the generator of positives), together: a failed
         write leaves a model saved there before as it was."""
-        with staged_writes(directory, MODEL_FILES, "model") as staging:
+        with staged_writes(check_model_folder(directory), MODEL_FILES, "model") as staging:
             self.write_files(staging)
         return Path(directory)
 
@@ -341,28 +342,45 @@ class EmbeddingModel:
         is for a caller staging the model with other outputs."""
         if self.encoder is None:
             raise InputError("the model is not trained yet: nothing to save")
-        config = json.dumps(self.config(), indent=1, default=_json_scalar)  # fails first
+        config = self.config()
+        json.dumps(config, default=_json_scalar)  # a value JSON cannot hold fails first
         folder.mkdir(exist_ok=True)
-        torch.save(self.encoder.state_dict(), folder / "encoder.pt")
-        if self.diffusion is not None:
-            torch.save(self.diffusion.state_dict(), folder / "diffusion.pt")
-        (folder / "config.json").write_text(config)
+        modules = {"encoder.pt": self.encoder, "diffusion.pt": self.diffusion}
+        for name, module in modules.items():
+            if module is not None:
+                torch.save(module.state_dict(), folder / name)
+        config["weights"] = {name: _digest(folder / name) for name, m in modules.items() if m}
+        (folder / "config.json").write_text(json.dumps(config, indent=1, default=_json_scalar))
 
     @classmethod
     def load(cls, directory: str | os.PathLike, modality: str | None = None) -> EmbeddingModel:
         """Read a saved model; ``modality`` (if given) must match what the directory holds."""
         directory = Path(directory)
         config_file = directory / "config.json"
+        if not directory.exists():
+            raise InputError(f"{directory}: no such model folder")
         if not config_file.is_file() or not (directory / "encoder.pt").is_file():
             raise InputError(
                 f"{directory}: not a diffaug-bio model (config.json / encoder.pt missing)"
             )
         try:
             config = json.loads(config_file.read_text())
-        except (OSError, json.JSONDecodeError) as error:
-            raise InputError(f"{config_file}: unreadable model config ({error})") from error
-        if config.get("format") != FORMAT:
-            raise InputError(f"{directory}: unknown model format {config.get('format')!r}")
+        except (OSError, ValueError) as error:  # ValueError: JSON, or bytes that are not text
+            raise InputError(f"{config_file}: unreadable model config ({reason(error)})") from error
+        if not isinstance(config, dict) or config.get("format") != FORMAT:
+            found = config.get("format") if isinstance(config, dict) else type(config).__name__
+            raise InputError(f"{directory}: unknown model format {found!r}")
+        try:
+            return cls._from_config(directory, config, modality)
+        except InputError:
+            raise
+        except (KeyError, TypeError, ValueError, AttributeError, IndexError, RuntimeError) as error:
+            # a config.json edited by hand: a key missing, a value of the wrong type or shape
+            problem = f"{type(error).__name__}: {reason(error)}"[:300]
+            raise InputError(f"{config_file}: not a usable model config ({problem})") from error
+
+    @classmethod
+    def _from_config(cls, directory: Path, config: dict, modality: str | None) -> EmbeddingModel:
         saved = get_modality(config["modality"])
         if modality is not None and saved.reads != modality:
             raise InputError(
@@ -371,23 +389,54 @@ class EmbeddingModel:
         recipe = saved.recipe.from_dict(config["input"])
         hidden = config.get("encoder_hidden", saved.legacy_encoder_hidden)
         model = cls(saved.name, recipe, config["encoder"], config["dim"], hidden)
-        model.training = config.get("training", {})
+        model.training = dict(config.get("training", {}))  # a mapping, as uns will need
         model.encoder = model._new_encoder()
-        model.encoder.load_state_dict(_weights(directory / "encoder.pt"))
+        digests = config.get("weights", {})  # absent in models saved before they were kept
+        model.encoder.load_state_dict(_weights(directory / "encoder.pt", digests))
         model.encoder.eval()
         if "diffusion" in config:
             model.diffusion = model._new_diffusion(config["diffusion"])
-            model.diffusion.load_state_dict(_weights(directory / "diffusion.pt"))
+            model.diffusion.load_state_dict(_weights(directory / "diffusion.pt", digests))
             model.diffusion.eval()
         return model
 
 
-def _weights(path: Path) -> dict:
-    """A saved state dict; a truncated, damaged or missing file is bad input naming it."""
+def check_model_folder(directory: str | os.PathLike) -> Path:
+    """:func:`check_output_folder`, and a folder whose ``config.json`` is not a diffaug-bio
+    model's refused: saving a model there would replace the user's own file."""
+    directory = check_output_folder(directory)
+    config_file = directory / "config.json"
+    if config_file.is_file():
+        try:
+            saved_format = json.loads(config_file.read_text()).get("format")
+        except (OSError, ValueError, AttributeError):
+            saved_format = None
+        if saved_format != FORMAT:
+            raise InputError(
+                f"{config_file}: exists and is not a diffaug-bio model's; save the model to "
+                "another folder"
+            )
+    return directory
+
+
+def _digest(path: Path) -> str:
+    """A short hash of a weights file, recorded in config.json and checked on loading."""
+    return hashlib.blake2b(path.read_bytes(), digest_size=16).hexdigest()
+
+
+def _weights(path: Path, digests: dict) -> dict:
+    """A saved state dict; a truncated, damaged or missing file is bad input naming it, and
+    so is one whose hash differs from the one ``config.json`` recorded (``digests``)."""
     try:
-        return torch.load(path, map_location="cpu", weights_only=True)
+        weights = torch.load(path, map_location="cpu", weights_only=True)
     except (OSError, RuntimeError, EOFError, pickle.UnpicklingError) as error:
         raise InputError(f"{path}: cannot be read as model weights ({reason(error)})") from error
+    if path.name in digests and _digest(path) != digests[path.name]:
+        raise InputError(
+            f"{path.parent}: {path.name} is not the file saved with config.json (files of two "
+            "models mixed, or edited); save the model again"
+        )
+    return weights
 
 
 def _json_scalar(value: object) -> object:

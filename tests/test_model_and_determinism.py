@@ -1,5 +1,7 @@
 import json
 import os
+import re
+import shutil
 import subprocess
 import sys
 
@@ -126,6 +128,69 @@ def test_a_failed_weight_write_is_one_clear_error(pbmc, tmp_path, monkeypatch):
     monkeypatch.setattr("diffaug_bio.model.torch.save", full_disk)
     with pytest.raises(InputError, match=r"model: cannot write the model \(.*is the disk full"):
         model.save(tmp_path / "model")
+
+
+def test_weights_of_another_model_beside_a_config_are_refused(pbmc, tmp_path, monkeypatch):
+    cells = pbmc[:100].copy()
+    dab.tl.embed(cells, "simclr", epochs=1, dim=4, seed=0).save(tmp_path / "a")
+    other = dab.tl.embed(cells, "simclr", epochs=1, dim=4, seed=1)  # the same shapes
+    other.save(tmp_path / "b")
+    shutil.copytree(tmp_path / "a", tmp_path / "mixed")
+    shutil.copy(tmp_path / "b" / "encoder.pt", tmp_path / "mixed")  # was: loaded, other result
+    with pytest.raises(InputError, match=r"mixed: encoder\.pt is not the file saved with config"):
+        dab.EmbeddingModel.load(tmp_path / "mixed")
+
+    real_replace = os.replace
+
+    def interrupted_before_config(source, target):  # Ctrl-C between the renames of a save
+        if str(target).endswith("config.json"):
+            raise KeyboardInterrupt
+        real_replace(source, target)
+
+    monkeypatch.setattr("diffaug_bio.io.files.os.replace", interrupted_before_config)
+    with pytest.raises(KeyboardInterrupt):
+        other.save(tmp_path / "a")
+    monkeypatch.undo()
+    with pytest.raises(InputError, match=r"a: encoder\.pt is not the file saved with config\.json"):
+        dab.EmbeddingModel.load(tmp_path / "a")  # torn: new weights, old config
+
+
+@pytest.mark.parametrize(
+    ("edit", "error"),
+    [
+        (lambda c: {k: v for k, v in c.items() if k != "dim"}, "KeyError: 'dim'"),
+        (lambda c: {**c, "dim": 8}, "RuntimeError: Error"),
+        (lambda c: {**c, "input": {**c["input"], "mean": "x"}}, "ValueError"),
+        (lambda c: {**c, "training": None}, "TypeError"),
+    ],
+)
+def test_a_config_edited_by_hand_is_one_clear_error(pbmc, tmp_path, edit, error):
+    dab.tl.embed(pbmc[:100].copy(), "simclr", epochs=1, dim=4).save(tmp_path / "m")
+    config_file = tmp_path / "m" / "config.json"
+    config = json.loads(config_file.read_text())
+    config_file.write_text(json.dumps(edit(config)))
+    with pytest.raises(InputError, match=re.escape(f"not a usable model config ({error}")):
+        dab.tl.embed(pbmc[:100].copy(), model=tmp_path / "m")  # each was an internal error
+    for text, message in [
+        (b"[1, 2]", "unknown model format 'list'"),
+        (b'{"format": "\xff"}', "unreadable model config"),
+    ]:
+        config_file.write_bytes(text)
+        with pytest.raises(InputError, match=message):
+            dab.EmbeddingModel.load(tmp_path / "m")
+    with pytest.raises(InputError, match="nowhere: no such model folder"):
+        dab.EmbeddingModel.load(tmp_path / "nowhere")
+
+
+def test_a_model_is_not_saved_over_the_users_own_config(pbmc, tmp_path):
+    (tmp_path / "project").mkdir()
+    (tmp_path / "project" / "config.json").write_text('{"my": "settings"}')
+    model = dab.tl.embed(pbmc[:100].copy(), "simclr", epochs=1, dim=4)
+    with pytest.raises(InputError, match=r"config\.json: exists and is not a diffaug-bio model's"):
+        model.save(tmp_path / "project")
+    assert (tmp_path / "project" / "config.json").read_text() == '{"my": "settings"}'
+    model.save(tmp_path / "project" / "model")  # a model's own folder is overwritten
+    model.save(tmp_path / "project" / "model")
 
 
 def test_loading_a_model_of_the_other_modality_is_refused(pbmc, nontata_dir, tmp_path):
