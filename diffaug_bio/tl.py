@@ -54,7 +54,7 @@ from .io.sequences import (
 from .io.tables import read_feature_table, table_separator
 from .methods import DEFAULT_METHOD, build_method, get_method
 from .modality import DNA, DNA_KMERS, EXPRESSION
-from .model import MODEL_FILES, EmbeddingModel
+from .model import MODEL_FILES, EmbeddingModel, check_model_folder
 
 __all__ = [
     "DEFAULT_KEY",
@@ -386,6 +386,7 @@ class DNATrainingResult:
         a failed write (a value JSON cannot hold, a full disk) leaves ``outdir`` as it was,
         not new embeddings beside an earlier run's model."""
         metrics = json.dumps(self.metrics, indent=1)  # before a folder is made
+        check_model_folder(Path(outdir) / "model")
         outputs = ["embeddings.h5ad", *(f"model/{name}" for name in MODEL_FILES), "metrics.json"]
         with staged_writes(outdir, outputs, "outputs") as staging:
             self.adata.write_h5ad(staging / "embeddings.h5ad")
@@ -649,6 +650,9 @@ def augment(
             data = read_h5ad(data) if _holds_cells(data) else read_sequence_file(data)
     if isinstance(data, ad.AnnData) and data.isbacked:
         data = data.to_memory()  # the positives are built in memory anyway
+    if (data.n_obs if isinstance(data, ad.AnnData) else len(data)) == 0:
+        kind = "cells" if isinstance(data, ad.AnnData) else "sequences"
+        raise InputError(f"no {kind} to augment")  # the file readers say so for the CLI
     model = _load(model, "expression" if isinstance(data, ad.AnnData) else "dna")
     if isinstance(data, SequenceSet) and (layer is not None or align_genes):
         raise InputError("--layer and --align-genes apply to cells (.h5ad), not sequences")

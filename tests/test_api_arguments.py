@@ -260,3 +260,11 @@ def test_umap_warns_when_the_picture_is_not_of_the_embedding(pbmc, tmp_path, cap
     sc.tl.umap(cells)
     dab.pl.umap(cells, "bulk_labels", tmp_path / "fresh.png")
     assert "comes from neighbours" not in caplog.text
+
+
+def test_augmenting_nothing_is_one_clear_error(pbmc):
+    model = dab.tl.embed(pbmc[:50].copy(), epochs=2, dim=4)  # diffaug: has a generator
+    with pytest.raises(InputError, match="no cells to augment"):
+        dab.tl.augment(pbmc[:0].copy(), model)  # was an IndexError in the noise schedule
+    with pytest.raises(InputError, match="no sequences to augment"):
+        dab.tl.augment([], model)

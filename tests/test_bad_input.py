@@ -63,6 +63,8 @@ def make_inputs(tmp: Path, bladder_path: Path, nontata_dir: Path) -> dict[str, P
     files["one_cell"] = cells_file(tmp / "one_cell.h5ad", counts(1))
     files["not_log"] = cells_file(tmp / "not_log.h5ad", counts() * 37.5)  # normalised, no log
     files["constant"] = cells_file(tmp / "constant.h5ad", np.full((40, 30), 1.5))
+    one_cell = ad.read_h5ad(bladder_path)[:1].X.toarray()
+    files["identical"] = cells_file(tmp / "identical.h5ad", np.tile(one_cell, (233, 1)))
     repeated = ad.read_h5ad(cells_file(tmp / "repeated_genes.h5ad", counts()))
     repeated.var_names = ["g0", "g0", *repeated.var_names[2:]]
     repeated.write_h5ad(tmp / "repeated_genes.h5ad")
@@ -102,6 +104,8 @@ def make_inputs(tmp: Path, bladder_path: Path, nontata_dir: Path) -> dict[str, P
     files["tiny_sequence"] = tmp / "tiny.fa"
     (tmp / "same.fa").write_text(">a\nACGTACGTAC\n>b\nACGTACGTAC\n>c\nACGTACGTAC\n")
     files["same_sequences"] = tmp / "same.fa"
+    (tmp / "no_4mers.fa").write_text(">a\nACG\n>b\nCGT\n>c\nGTA\n>d\nTAC\n")
+    files["no_4mers"] = tmp / "no_4mers.fa"
     (tmp / "no_seq.csv").write_text("sequence,label\nACGT,0\nACGA,1\n")
     files["no_seq_column"] = tmp / "no_seq.csv"
     return files
@@ -277,6 +281,30 @@ CASES = {
         ["train-dna", "{same_sequences}", "--encoder", "kmer", "--k", "3", "-o", "{tmp}/run"],
         "same.fa: all 3 sequences have the same 3-mer counts; there is nothing to embed",
     ),  # said "cells" and "genes"
+    "no variation between cells, log1p": (
+        ["embed", "{identical}", "--normalisation", "log1p", "--epochs", "1"],
+        "identical.h5ad: all 233 cells are the same in the",
+    ),  # float32 rounding left sds of ~1e-6: a NaN loss blamed on --temperature, or for
+    # simclr one point for every cell
+    "no variation between sequences, one-hot encoder": (
+        ["train-dna", "{same_sequences}", "-o", "{tmp}/run"],
+        "same.fa: all 3 sequences are the same; there is nothing to embed",
+    ),  # trained, and gave one point for every sequence
+    "a DU prior that cannot tell sequences apart": (
+        [
+            "train-dna",
+            "{no_4mers}",
+            "--method",
+            "du",
+            "--prior",
+            "pca",
+            "--epochs",
+            "2",
+            "-o",
+            "{tmp}/run",
+        ],
+        "--prior pca: most items have the same prior features",
+    ),  # no sequence has a 4-mer: a NaN loss blamed on --temperature
     "values not on a log scale, with genes to choose": (
         ["embed", "{not_log}", "--n-top-genes", "10"],
         "not_log.h5ad: the values of X reach 375: not a log scale, which choosing highly "

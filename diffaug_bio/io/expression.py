@@ -404,7 +404,8 @@ class ExpressionPreprocessing:
         """Learn each gene's mean and sd from ``dense``; return it standardised."""
         self.mean = dense.mean(axis=0)
         self.std = dense.std(axis=0)
-        if len(dense) > 1 and not self.std.any():
+        # the sd alone misses identical cells whose float32 mean rounds (sd ~1e-6, not 0)
+        if len(dense) > 1 and (not self.std.any() or (dense == dense[0]).all()):
             raise InputError(
                 f"all {len(dense)} cells are the same in the {len(self.genes)} genes used; "
                 "there is nothing to embed"

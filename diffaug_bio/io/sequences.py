@@ -456,6 +456,10 @@ class SequenceEncoding:
                     max_len, sequences.ids[int(lengths.argmax())], OUTLIER_FACTOR, typical,
                     typical,
                 )  # fmt: skip
+        if len(sequences) > 1 and len({s.upper() for s in sequences.sequences}) == 1:
+            raise InputError(
+                f"all {len(sequences)} sequences are the same; there is nothing to embed"
+            )  # as the k-mer and cells recipes say; training would give one point for all
         encoding = cls(max_len=whole_number("--max-len", max_len, 1))
         encoding.warn_cropped(sequences)
         return encoding

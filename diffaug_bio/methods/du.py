@@ -61,6 +61,12 @@ class DUOptions(MethodOptions):
             raise InputError("--prior-share must lie in (0, 1)")
 
 
+_SAME_PRIOR = (
+    "--prior {prior}: most items have the same prior features (the kernel's bandwidth σ, "
+    "their median distance, is 0), so the prior cannot tell them apart; use --prior none"
+)
+
+
 class DU(Method):
     name = "du"
     options: DUOptions
@@ -76,6 +82,8 @@ class DU(Method):
         if options.prior == "pca":
             seed = int(torch.randint(2**31 - 1, (1,), generator=trainer.generator))
             features = self.modality.prior_features(data)
+            if (features == features[0]).all():  # PCA would divide by a variance of 0
+                raise InputError(_SAME_PRIOR.format(prior="pca"))
             prior = torch.from_numpy(principal_components(features, options.n_components, seed))
             du_epochs = epochs
         else:
@@ -92,5 +100,7 @@ class DU(Method):
             )
             du_epochs = epochs - prior_epochs
         trainer.loss = KernelPriorUniformity(prior, options.sigma, options.ridge)
+        if not trainer.loss.sigma > 0:  # the median distance: most items share one prior point
+            raise InputError(_SAME_PRIOR.format(prior=options.prior))
         logger.debug("du: %s prior, σ = %.4g", options.prior, trainer.loss.sigma)
         trainer.fit(data, views, du_epochs, desc=f"du ({options.prior} prior)")
