@@ -1,3 +1,5 @@
+import warnings
+
 import anndata as ad
 import numpy as np
 import pandas as pd
@@ -217,3 +219,14 @@ def test_n_top_genes_on_scaled_data_says_all_genes_are_kept(pbmc, caplog):
         recipe, _ = ExpressionPreprocessing.fit(pbmc, n_top_genes=100)
     assert recipe.n_features == pbmc.n_vars
     assert "all 765 features are kept" in caplog.text
+
+
+def test_genes_without_a_dispersion_are_one_warning_of_the_package(bladder, caplog):
+    two_cells = bladder[:2]  # most genes are detected in one of them, or in neither
+    with caplog.at_level("WARNING", logger="diffaug_bio"), warnings.catch_warnings():
+        warnings.simplefilter("error")  # was scanpy's own UserWarning, printed under -q too
+        recipe, _ = ExpressionPreprocessing.fit_rows(
+            two_cells.X, two_cells.var_names, n_top_genes=2000, normalisation="log1p"
+        )
+    assert f"only {recipe.n_features} of the 3000 genes have a dispersion" in caplog.text
+    assert 0 < recipe.n_features < 2000

@@ -360,7 +360,16 @@ class ExpressionPreprocessing:
                     f"log1p), or keep all {len(genes)} features with --n-top-genes"
                 )
             scratch = ad.AnnData(matrix, var=pd.DataFrame(index=pd.Index(genes)))
-            sc.pp.highly_variable_genes(scratch, n_top_genes=n_top_genes, flavor="seurat")
+            with warnings.catch_warnings():  # said once below, as the package's warning
+                warnings.filterwarnings("ignore", "`n_top_genes` > number of normalized")
+                warnings.filterwarnings("ignore", "invalid value encountered in log")
+                sc.pp.highly_variable_genes(scratch, n_top_genes=n_top_genes, flavor="seurat")
+            if (found := int(scratch.var["highly_variable"].sum())) < n_top_genes:
+                logger.warning(
+                    "only %d of the %d genes have a dispersion to rank them by (few cells, or "
+                    "genes detected in one cell only); keeping those %d", found, len(genes),
+                    found,
+                )  # fmt: skip
             matrix, genes = _keep_highly_variable(matrix, genes, scratch)
         recipe = cls(genes=genes, layer=layer, normalisation=normalisation, input_kind=input_kind)
         return recipe, recipe._fit_scaling(_dense(matrix))
