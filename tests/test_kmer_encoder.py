@@ -40,6 +40,8 @@ def test_kmer_encoding_scales_counts_and_reapplies_the_saved_recipe():
     new = SequenceSet(["n"], ["ACGTACGTTTGACCA"])
     np.testing.assert_array_equal(again.transform(new), recipe.transform(new))
     assert again.transform(new).shape == (1, 64)
+    with pytest.raises(ValueError, match="64 k-mers recorded for k = 4"):  # edited by hand
+        KmerEncoding.from_dict({**recipe.to_dict(), "k": 4})  # was: 64 of 256 columns used
 
 
 def test_sequences_without_a_kmer_are_named_in_one_error():

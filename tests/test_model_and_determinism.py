@@ -162,6 +162,7 @@ def test_weights_of_another_model_beside_a_config_are_refused(pbmc, tmp_path, mo
         (lambda c: {**c, "dim": 8}, "RuntimeError: Error"),
         (lambda c: {**c, "input": {**c["input"], "mean": "x"}}, "ValueError"),
         (lambda c: {**c, "training": None}, "TypeError"),
+        (lambda c: {**c, "input": {**c["input"], "normalisation": "sct"}}, "ValueError: norm"),
     ],
 )
 def test_a_config_edited_by_hand_is_one_clear_error(pbmc, tmp_path, edit, error):

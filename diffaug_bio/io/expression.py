@@ -46,6 +46,8 @@ AS_IS = "none"
 """``--normalisation none``: the values are used as they are, even when they are integers
 (a table of ages, scores or doses is not counts to normalise per row)."""
 RECIPE_NORMALISATIONS = (*NORMALISATIONS, AS_IS)
+INPUT_KINDS = ("counts", "fractional counts", "values", AS_IS)
+"""What a recipe records of its training input (``ExpressionPreprocessing.input_kind``)."""
 DEFAULT_NORMALISATION = "pearson"
 """Measured on mouse bladder (benchmarks/RESULTS.md): every method's kNN-15 is 2.4 (diffaug)
 to 5.9 (simclr) points higher on Pearson residuals than on log1p."""
@@ -544,6 +546,15 @@ class ExpressionPreprocessing:
 
     @classmethod
     def from_dict(cls, config: dict) -> ExpressionPreprocessing:
+        """The saved recipe; values it could not have saved (a config edited by hand) are a
+        ValueError, as a silently different recipe would give a different embedding."""
+        normalisation = config.get("normalisation")
+        if normalisation not in (*NORMALISATIONS, None):
+            raise ValueError(f"normalisation {normalisation!r} is not one of {NORMALISATIONS}")
+        if config.get("input_kind") not in (*INPUT_KINDS, None):
+            raise ValueError(f"input_kind {config['input_kind']!r} is not one of {INPUT_KINDS}")
+        if not len(config["genes"]) == len(config["mean"]) == len(config["std"]):
+            raise ValueError("genes, mean and std differ in length")
         return cls(
             genes=list(config["genes"]),
             layer=config["layer"],

@@ -88,7 +88,10 @@ class KmerEncoding:
 
     @classmethod
     def from_dict(cls, config: dict) -> KmerEncoding:
-        return cls(int(config["k"]), ExpressionPreprocessing.from_dict(config))
+        k, scaling = int(config["k"]), ExpressionPreprocessing.from_dict(config)
+        if scaling.n_features != 4**k:  # every k-mer over ACGT is kept; a config edited by hand
+            raise ValueError(f"{scaling.n_features} k-mers recorded for k = {k}")
+        return cls(k, scaling)
 
 
 def _counts(
