@@ -305,6 +305,10 @@ CASES = {
         ],
         "--prior pca: most items have the same prior features",
     ),  # no sequence has a 4-mer: a NaN loss blamed on --temperature
+    "neighbours that cannot be found": (
+        ["train-dna", "{no_4mers}", "--warmup", "neighbours", "--epochs", "1", "-o", "{tmp}/run"],
+        "every item has the same features to find neighbours in",
+    ),  # neighbours drawn by chance, behind a leaked sklearn warning
     "values not on a log scale, with genes to choose": (
         ["embed", "{not_log}", "--n-top-genes", "10"],
         "not_log.h5ad: the values of X reach 375: not a log scale, which choosing highly "

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from .._errors import InputError
 from ..io.sequences import bases_one_hot, sequence_positions
 
 ViewFn = Callable[[torch.Tensor, torch.Generator], torch.Tensor]
@@ -89,6 +90,11 @@ def nearest_neighbours(
     ``n_components`` principal components of ``features``, found once with scikit-learn."""
     from sklearn.neighbors import NearestNeighbors
 
+    if (features == features[0]).all():  # every item equally near: neighbours by chance
+        raise InputError(
+            "every item has the same features to find neighbours in (for DNA its 4-mer "
+            "spectrum, empty in sequences under 4 bases); use --warmup views"
+        )
     reduced = principal_components(features, n_components, seed)
     n_neighbors = min(n_neighbors, len(features) - 1)
     # kneighbors() without a query leaves each point out of its own neighbours
