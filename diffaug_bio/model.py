@@ -348,7 +348,10 @@ class EmbeddingModel:
         modules = {"encoder.pt": self.encoder, "diffusion.pt": self.diffusion}
         for name, module in modules.items():
             if module is not None:
-                torch.save(module.state_dict(), folder / name)
+                try:
+                    torch.save(module.state_dict(), folder / name)
+                except RuntimeError as error:  # torch.save's own write failures
+                    raise OSError(f"{reason(error)}; is the disk full?") from error
         config["weights"] = {name: _digest(folder / name) for name, m in modules.items() if m}
         (folder / "config.json").write_text(json.dumps(config, indent=1, default=_json_scalar))
 

@@ -7,8 +7,10 @@ import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import textwrap
 import time
+from pathlib import Path
 
 import anndata as ad
 import numpy as np
@@ -41,9 +43,7 @@ def test_sigkill_during_training_leaves_the_input_intact(bladder_path, tmp_path,
 WRITER = textwrap.dedent("""
     import sys
     import anndata as ad, numpy as np
-    from diffaug_bio import InputError
-from diffaug_bio.io.files import staged_writes
-from diffaug_bio.io.h5ad import write_h5ad_atomic
+    from diffaug_bio.io.h5ad import write_h5ad_atomic
     adata = ad.AnnData(np.full((20_000, 2_000), 2.0, dtype=np.float32))
     print("writing", flush=True)
     write_h5ad_atomic(adata, sys.argv[1])
@@ -72,14 +72,29 @@ def test_sigkill_during_a_write_leaves_the_old_or_the_new_file(tmp_path):
     assert ad.read_h5ad(target).shape == (2, 2)
 
 
-def test_outputs_staged_together_land_together_and_keep_links(tmp_path):
-    elsewhere = tmp_path / "annex"
-    elsewhere.mkdir()
+@pytest.fixture
+def another_file_system(tmp_path):
+    """A folder on another file system than ``tmp_path`` where the machine has one (a link
+    into it cannot be renamed over), else beside ``tmp_path``."""
+    shm = Path("/dev/shm")
+    if shm.is_dir() and os.access(shm, os.W_OK) and shm.stat().st_dev != tmp_path.stat().st_dev:
+        with tempfile.TemporaryDirectory(dir=shm) as folder:
+            yield Path(folder)
+    else:
+        (tmp_path / "annex").mkdir()
+        yield tmp_path / "annex"
+
+
+def test_outputs_staged_together_land_together_and_keep_links(tmp_path, another_file_system):
+    elsewhere = another_file_system
     (elsewhere / "scores.json").write_text("old")
+    (elsewhere / "generator").write_text("a cached generator")
     out = tmp_path / "out"
     (out / "model").mkdir(parents=True)
-    (out / "model" / "diffusion.pt").write_text("old generator")
+    (out / "model" / "diffusion.pt").symlink_to(elsewhere / "generator")
     (out / "notes.txt").write_text("the user's")
+    (out / "table.csv").write_text("old")
+    (out / "table.csv").chmod(0o640)
     (out / "scores.json").symlink_to(elsewhere / "scores.json")
     (out / ".staging.999999999.x.tmp").mkdir()  # left by a killed writer
     names = ["table.csv", "model/encoder.pt", "model/diffusion.pt", "scores.json"]
@@ -88,8 +103,9 @@ def test_outputs_staged_together_land_together_and_keep_links(tmp_path):
     with full, staged_writes(out, names, "outputs") as staging:
         (staging / "table.csv").write_text("new")
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
-    before = ["model", "model/diffusion.pt", "notes.txt", "scores.json"]
+    before = ["model", "model/diffusion.pt", "notes.txt", "scores.json", "table.csv"]
     assert sorted(str(p.relative_to(out)) for p in out.rglob("*")) == before
+    assert (out / "table.csv").read_text() == "old"
 
     with staged_writes(out, names, "outputs") as staging:
         (staging / "model").mkdir()
@@ -98,4 +114,16 @@ def test_outputs_staged_together_land_together_and_keep_links(tmp_path):
     after = ["model", "model/encoder.pt", "notes.txt", "scores.json", "table.csv"]
     assert sorted(str(p.relative_to(out)) for p in out.rglob("*")) == after  # generator gone
     assert (out / "scores.json").is_symlink() and (elsewhere / "scores.json").read_text() == "new"
+    assert (elsewhere / "generator").exists()  # the link was removed, not the file behind it
+    assert (out / "table.csv").stat().st_mode & 0o777 == 0o640
     assert (out / "notes.txt").read_text() == "the user's"
+    assert sorted(p.name for p in elsewhere.iterdir()) == ["generator", "scores.json"]
+
+    (out / "scores.json").unlink()
+    (out / "scores.json").mkdir()
+    with (
+        pytest.raises(InputError, match=r"scores\.json: is a folder"),
+        staged_writes(out, names, "outputs") as staging,
+    ):
+        (staging / "table.csv").write_text("newer")
+    assert (out / "table.csv").read_text() == "new"  # refused before anything was replaced

@@ -12,7 +12,7 @@ import tempfile
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
-from .._errors import InputError, reason
+from .._errors import InputError
 
 
 def check_readable(path: str | os.PathLike) -> Path:
@@ -96,8 +96,7 @@ def atomic_replacement(path: str | os.PathLike) -> Iterator[str]:
     os.close(descriptor)
     try:
         yield temporary
-        mode = path.stat().st_mode & 0o777 if path.exists() else 0o666 & ~_umask()
-        os.chmod(temporary, mode)
+        _take_mode(temporary, path)
         os.replace(temporary, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
@@ -109,16 +108,22 @@ def atomic_replacement(path: str | os.PathLike) -> Iterator[str]:
 def staged_writes(folder: str | os.PathLike, names: Sequence[str], what: str) -> Iterator[Path]:
     """Yield an empty staging folder inside ``folder`` for outputs that belong together (a
     model's files, ``train-dna``'s three outputs); when the block succeeds, each of ``names``
-    (paths relative to ``folder``) is renamed over its namesake, or its namesake removed
-    when none was written (a generator left by an earlier model saved there).
+    (paths relative to ``folder``) replaces its namesake, or its namesake is removed when
+    none was written (a generator left by an earlier model saved there).
 
     A failure while writing (a full disk, an interrupt) leaves ``folder`` as it was, never
-    new outputs beside old ones; the renames need no space. Other files in ``folder`` are
-    kept, and a name that is a symbolic link keeps its link. Failures become one InputError
-    naming ``folder`` and ``what`` was written.
+    new outputs beside old ones. At the end each staged file first moves beside its target
+    (a copy, where a symbolic link leads to another file system); only then are all renamed
+    over their targets, which needs no space. Other files in ``folder`` are kept, a name
+    that is a symbolic link keeps its link, and a replaced file keeps its permissions.
+    Failures become one InputError naming ``folder`` and ``what`` was written.
     """
     folder = Path(folder)
+    beside: dict[Path, Path] = {}  # staged files moved next to their targets, not yet renamed
     try:
+        for name in names:  # found now, not after the first outputs are replaced
+            if (folder / name).is_dir():
+                raise InputError(f"{folder / name}: is a folder, where the {what} have a file")
         folder.mkdir(parents=True, exist_ok=True)
         _remove_orphans(folder / "staging")
         staging = Path(
@@ -126,23 +131,32 @@ def staged_writes(folder: str | os.PathLike, names: Sequence[str], what: str) ->
         )
         try:
             yield staging
-            for name in names:
-                target = folder / name
-                if target.is_symlink():  # as atomic_replacement: the file behind the link
-                    target = target.resolve()
-                if (staging / name).exists():
-                    target.parent.mkdir(parents=True, exist_ok=True)
-                    os.replace(staging / name, target)
-                else:
-                    target.unlink(missing_ok=True)
+            written = [name for name in names if (staging / name).exists()]
+            for name in written:
+                target = (folder / name).resolve()  # behind a link, as atomic_replacement
+                target.parent.mkdir(parents=True, exist_ok=True)
+                _remove_orphans(target)
+                temporary = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+                beside[target] = temporary
+                shutil.move(staging / name, temporary)
+                _take_mode(temporary, target)
+            for target, temporary in beside.items():
+                os.replace(temporary, target)
+            beside.clear()
+            for name in set(names) - set(written):
+                (folder / name).unlink(missing_ok=True)  # a link itself, not what it leads to
         finally:
             shutil.rmtree(staging, ignore_errors=True)
+            for temporary in beside.values():
+                temporary.unlink(missing_ok=True)
     except OSError as error:
-        raise InputError(f"{folder}: cannot write the {what} ({error.strerror})") from error
-    except RuntimeError as error:  # torch.save's own write failures (a full disk)
-        raise InputError(
-            f"{folder}: cannot write the {what} ({reason(error)}; is the disk full?)"
-        ) from error
+        problem = error.strerror or str(error)
+        raise InputError(f"{folder}: cannot write the {what} ({problem})") from error
+
+
+def _take_mode(temporary: str | os.PathLike, path: Path) -> None:
+    """Give a replacement the permissions of the file it replaces (new files: the umask's)."""
+    os.chmod(temporary, path.stat().st_mode & 0o777 if path.exists() else 0o666 & ~_umask())
 
 
 def _remove_orphans(path: Path) -> None:
