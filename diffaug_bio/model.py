@@ -380,7 +380,10 @@ class EmbeddingModel:
         except (KeyError, TypeError, ValueError, AttributeError, IndexError, RuntimeError) as error:
             # a config.json edited by hand: a key missing, a value of the wrong type or shape
             problem = f"{type(error).__name__}: {reason(error)}"[:300]
-            raise InputError(f"{config_file}: not a usable model config ({problem})") from error
+            raise InputError(
+                f"{config_file}: not a usable model config, or weights that do not fit it "
+                f"({problem})"
+            ) from error
 
     @classmethod
     def _from_config(cls, directory: Path, config: dict, modality: str | None) -> EmbeddingModel:
@@ -424,7 +427,8 @@ def check_model_folder(directory: str | os.PathLike) -> Path:
 
 def _digest(path: Path) -> str:
     """A short hash of a weights file, recorded in config.json and checked on loading."""
-    return hashlib.blake2b(path.read_bytes(), digest_size=16).hexdigest()
+    with path.open("rb") as file:  # streamed: a k-mer encoder's weights reach 100s of MB
+        return hashlib.file_digest(file, lambda: hashlib.blake2b(digest_size=16)).hexdigest()
 
 
 def _weights(path: Path, digests: dict) -> dict:

@@ -170,8 +170,9 @@ def test_a_config_edited_by_hand_is_one_clear_error(pbmc, tmp_path, edit, error)
     config_file = tmp_path / "m" / "config.json"
     config = json.loads(config_file.read_text())
     config_file.write_text(json.dumps(edit(config)))
-    with pytest.raises(InputError, match=re.escape(f"not a usable model config ({error}")):
-        dab.tl.embed(pbmc[:100].copy(), model=tmp_path / "m")  # each was an internal error
+    unusable = re.escape(f"config, or weights that do not fit it ({error}")
+    with pytest.raises(InputError, match=unusable):  # each was an internal error
+        dab.tl.embed(pbmc[:100].copy(), model=tmp_path / "m")
     for text, message in [
         (b"[1, 2]", "unknown model format 'list'"),
         (b'{"format": "\xff"}', "unreadable model config"),

@@ -368,8 +368,8 @@ class ExpressionPreprocessing:
                 sc.pp.highly_variable_genes(scratch, n_top_genes=n_top_genes, flavor="seurat")
             if (found := int(scratch.var["highly_variable"].sum())) < n_top_genes:
                 logger.warning(
-                    "only %d of the %d genes have a dispersion to rank them by (few cells, or "
-                    "genes detected in one cell only); keeping those %d", found, len(genes),
+                    "only %d of the %d genes could be ranked by their dispersion (few cells, "
+                    "or genes detected in one cell only); keeping those %d", found, len(genes),
                     found,
                 )  # fmt: skip
             matrix, genes = _keep_highly_variable(matrix, genes, scratch)
@@ -415,8 +415,10 @@ class ExpressionPreprocessing:
         """Learn each gene's mean and sd from ``dense``; return it standardised."""
         self.mean = dense.mean(axis=0)
         self.std = dense.std(axis=0)
-        # the sd alone misses identical cells whose float32 mean rounds (sd ~1e-6, not 0)
-        if len(dense) > 1 and (not self.std.any() or (dense == dense[0]).all()):
+        # the sd alone misses identical cells whose float32 mean rounds (sd ~1e-5, not 0);
+        # the exact comparison, an n × genes temporary, only where every sd is that small
+        nearly_constant = self.std.max(initial=0) < 1e-3
+        if len(dense) > 1 and nearly_constant and (dense == dense[0]).all():
             raise InputError(
                 f"all {len(dense)} cells are the same in the {len(self.genes)} genes used; "
                 "there is nothing to embed"

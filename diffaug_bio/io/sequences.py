@@ -456,7 +456,8 @@ class SequenceEncoding:
                     max_len, sequences.ids[int(lengths.argmax())], OUTLIER_FACTOR, typical,
                     typical,
                 )  # fmt: skip
-        if len(sequences) > 1 and len({s.upper() for s in sequences.sequences}) == 1:
+        first = sequences.sequences[0].upper() if len(sequences) else ""
+        if len(sequences) > 1 and all(s.upper() == first for s in sequences.sequences):
             raise InputError(
                 f"all {len(sequences)} sequences are the same; there is nothing to embed"
             )  # as the k-mer and cells recipes say; training would give one point for all
