@@ -333,15 +333,15 @@ class EmbeddingModel:
         """Write ``config.json`` (settings, input recipe, package version), ``encoder.pt`` and,
         for DiffAug models, ``diffusion.pt`` (the generator of positives), together: a failed
         write leaves a model saved there before as it was."""
+        if self.encoder is None:  # before a folder is made for it
+            raise InputError("the model is not trained yet: nothing to save")
         with staged_writes(check_model_folder(directory), MODEL_FILES, "model") as staging:
             self.write_files(staging)
         return Path(directory)
 
     def write_files(self, folder: Path) -> None:
-        """The model's files into ``folder``, unguarded: :meth:`save` is the safe form; this
-        is for a caller staging the model with other outputs."""
-        if self.encoder is None:
-            raise InputError("the model is not trained yet: nothing to save")
+        """A trained model's files into ``folder``, unguarded: :meth:`save` is the safe form;
+        this is for a caller staging the model with other outputs."""
         config = self.config()
         json.dumps(config, default=_json_scalar)  # a value JSON cannot hold fails first
         folder.mkdir(exist_ok=True)
@@ -419,8 +419,8 @@ def check_model_folder(directory: str | os.PathLike) -> Path:
             saved_format = None
         if saved_format != FORMAT:
             raise InputError(
-                f"{config_file}: exists and is not a diffaug-bio model's; save the model to "
-                "another folder"
+                f"{config_file}: exists and is not a diffaug-bio model's (or is a damaged "
+                "one); save the model to another folder, or remove that file"
             )
     return directory
 

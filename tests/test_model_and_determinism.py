@@ -193,6 +193,10 @@ def test_a_model_is_not_saved_over_the_users_own_config(pbmc, tmp_path):
     assert (tmp_path / "project" / "config.json").read_text() == '{"my": "settings"}'
     model.save(tmp_path / "project" / "model")  # a model's own folder is overwritten
     model.save(tmp_path / "project" / "model")
+    untrained = dab.EmbeddingModel.for_expression(model.recipe, 4)
+    with pytest.raises(InputError, match="not trained yet"):
+        untrained.save(tmp_path / "new" / "model")
+    assert not (tmp_path / "new").exists()  # was left behind, empty
 
 
 def test_loading_a_model_of_the_other_modality_is_refused(pbmc, nontata_dir, tmp_path):
