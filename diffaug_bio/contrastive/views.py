@@ -75,10 +75,16 @@ def shift(x: torch.Tensor, offsets: torch.Tensor) -> torch.Tensor:
     return gathered * valid[:, None, :]
 
 
-def principal_components(features: np.ndarray, n_components: int = 50, seed: int = 0) -> np.ndarray:
-    """The top ``n_components`` principal components of ``features`` (n, n_components)."""
+def principal_components(
+    features: np.ndarray, n_components: int = 50, seed: int = 0, if_all_same: str = ""
+) -> np.ndarray:
+    """The top ``n_components`` principal components of ``features`` (n, n_components).
+    Features the same for every item have no components (PCA would divide by a variance of
+    0): they are refused with the InputError ``if_all_same``, the caller's advice."""
     from sklearn.decomposition import PCA
 
+    if (features == features[0]).all():
+        raise InputError(if_all_same or "every item has the same features: no components")
     n_components = min(n_components, *features.shape)
     return PCA(n_components, random_state=seed).fit_transform(features)
 
@@ -90,12 +96,11 @@ def nearest_neighbours(
     ``n_components`` principal components of ``features``, found once with scikit-learn."""
     from sklearn.neighbors import NearestNeighbors
 
-    if (features == features[0]).all():  # every item equally near: neighbours by chance
-        raise InputError(
-            "every item has the same features to find neighbours in (for DNA its 4-mer "
-            "spectrum, empty in sequences under 4 bases); use --warmup views"
-        )
-    reduced = principal_components(features, n_components, seed)
+    same = (
+        "every item has the same features to find neighbours in (for DNA its 4-mer spectrum, "
+        "empty in sequences under 4 bases); use --warmup views"
+    )  # every item equally near: neighbours would be drawn by chance
+    reduced = principal_components(features, n_components, seed, if_all_same=same)
     n_neighbors = min(n_neighbors, len(features) - 1)
     # kneighbors() without a query leaves each point out of its own neighbours
     _, neighbours = NearestNeighbors(n_neighbors=n_neighbors).fit(reduced).kneighbors()

@@ -82,9 +82,10 @@ class DU(Method):
         if options.prior == "pca":
             seed = int(torch.randint(2**31 - 1, (1,), generator=trainer.generator))
             features = self.modality.prior_features(data)
-            if (features == features[0]).all():  # PCA would divide by a variance of 0
-                raise InputError(_SAME_PRIOR.format(prior="pca"))
-            prior = torch.from_numpy(principal_components(features, options.n_components, seed))
+            same = _SAME_PRIOR.format(prior="pca")
+            prior = torch.from_numpy(
+                principal_components(features, options.n_components, seed, if_all_same=same)
+            )
             du_epochs = epochs
         else:
             prior_epochs = min(epochs - 1, max(1, round(epochs * options.prior_share)))
