@@ -1,4 +1,5 @@
-"""The one exception type that means "the user's input is wrong", not "the program is broken"."""
+"""The exceptions that mean "the user's input is wrong" or "training failed", not "the program is
+broken", and the checks that raise them; light, so the command line loads them at once."""
 
 from __future__ import annotations
 
@@ -8,6 +9,10 @@ import operator
 import os
 import re
 from collections.abc import Iterator, Sequence
+
+
+class TrainingDiverged(RuntimeError):
+    """The loss became NaN or infinite."""
 
 
 class InputError(ValueError):

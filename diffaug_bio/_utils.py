@@ -1,4 +1,4 @@
-"""Small shared helpers: seeding, device choice, progress bars."""
+"""Small shared helpers: seeding, thread and random-state keeping, device choice."""
 
 from __future__ import annotations
 
@@ -6,47 +6,18 @@ import contextlib
 import functools
 import logging
 import random
-import sys
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable
 from typing import ParamSpec, TypeVar
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
 
 from ._errors import InputError
 
 logger = logging.getLogger("diffaug_bio")
 
-T = TypeVar("T")
 P = ParamSpec("P")
 R = TypeVar("R")
-
-_progress_enabled = True
-
-
-def set_progress(enabled: bool) -> None:
-    """Switch progress bars on or off for the whole process (the CLI's ``--quiet``)."""
-    global _progress_enabled
-    _progress_enabled = enabled
-
-
-def progress_enabled() -> bool:
-    return _progress_enabled
-
-
-def _in_notebook() -> bool:
-    """Whether this runs in a Jupyter kernel, whose stderr shows bars but is no terminal."""
-    ipython = sys.modules.get("IPython")
-    shell = ipython.get_ipython() if ipython is not None else None
-    return type(shell).__name__ == "ZMQInteractiveShell"
-
-
-def progress(iterable: Iterable[T], desc: str, total: int | None = None) -> Iterator[T]:
-    """A tqdm bar (a widget in Jupyter, through tqdm.auto) that stays silent when output goes
-    to a file or a pipe, or when progress is off."""
-    disable = not _progress_enabled or not (sys.stderr.isatty() or _in_notebook())
-    yield from tqdm(iterable, desc=desc, total=total, disable=disable, leave=False)
 
 
 def seed_everything(seed: int) -> torch.Generator:

@@ -30,7 +30,7 @@ import numpy as np
 import torch
 
 from ._errors import InputError
-from ._utils import progress
+from ._progress import progress
 from .io.files import atomic_replacement
 
 logger = logging.getLogger("diffaug_bio")

@@ -1,6 +1,9 @@
 """The ``diffaug-bio`` command line: a thin layer over :mod:`diffaug_bio.tl`.
 
 Exit status: 0 success; 2 bad usage or bad input (one line on stderr); 1 anything else.
+
+Torch, scanpy and the modules built on them load only when a command runs (about 7 s on a
+laptop), so that ``--help``, ``--version`` and a refused option answer at once.
 """
 
 from __future__ import annotations
@@ -10,27 +13,45 @@ import os
 import sys
 import traceback
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
-from . import __version__, distributed, tl
-from ._errors import InputError
-from ._utils import progress_enabled, resolve_device, set_progress
-from .checkpoint import DEFAULT_EVERY_S, Checkpoints
-from .contrastive.losses import INFONCE_TEMPERATURE, LOSSES
-from .diffusion.schedules import BETA_SCHEDULES, SCHEDULES
-from .io.expression import DEFAULT_NORMALISATION, RECIPE_NORMALISATIONS
-from .io.files import check_output_folder
-from .io.kmers import DEFAULT_K, K_RANGE
-from .methods import METHODS, DiffAug, Method
-from .methods.clae import CLAEOptions
-from .methods.diffaug import DiffAugOptions
-from .methods.du import PRIORS
-from .modality import DNA, EXPRESSION
-from .model import SEED_MAX, check_model_folder
-from .train import TrainingDiverged
+from . import __version__
+from ._errors import InputError, TrainingDiverged
+from ._progress import progress_enabled, set_progress
+
+if TYPE_CHECKING:
+    from .checkpoint import Checkpoints
 
 logger = logging.getLogger("diffaug_bio")
+
+# The choices and defaults the options state. They are written out here, not imported from
+# the modules that define them, because those modules import torch; test_cli checks that
+# each one is still the code's.
+METHODS = ("clae", "diffaug", "du", "simclr", "viewmaker")
+DEFAULT_METHOD = "diffaug"
+LOSSES = ("du", "infonce", "tkernel")
+INFONCE_TEMPERATURE = 0.5
+BETA_SCHEDULES = ("cosine", "linear")
+PROCESSES = ("categorical", "gaussian")
+PRIORS = ("none", "pca", "diffaug")
+NORMALISATIONS = ("log1p", "pearson", "none")
+DEFAULT_NORMALISATION = "pearson"
+N_TOP_GENES = {"diffaug": 5000, "others": 2000}
+EPOCHS = {"cells": 100, "dna": 20}
+BATCH_SIZE = {"cells": 256, "dna": 128}
+DIFFAUG_DEFAULTS = {"rounds": 2, "replace_fraction": 0.5, "noise_level": 0.5, "guidance": 0.0,
+                    "schedule": "cosine", "process": "gaussian"}  # fmt: skip
+CLAE_FLIP_RATE = 0.02
+CHECKPOINT_EVERY_S = 60.0
+DEFAULT_KEY = "X_diffaug"
+BACKED_TRAIN_CELLS = 20_000
+DNA_ENCODERS = ("cnn", "transformer", "kmer")
+FIT_ON = ("train", "all")
+DEFAULT_K = 7
+K_RANGE = (3, 8)
+SEED_MAX = 2**32 - 1
 
 _handler: logging.Handler | None = None
 _verbose = False
@@ -89,7 +110,9 @@ class DiffAugGroup(click.Group):
                 1,
             )
         finally:
-            distributed.teardown()
+            distributed = sys.modules.get(f"{__package__}.distributed")
+            if distributed is not None:  # loaded by a command that ran
+                distributed.teardown()
             if _handler is not None:
                 logger.removeHandler(_handler)
             logger.setLevel(level)
@@ -108,6 +131,10 @@ class DeviceChoice(click.Choice):
 
     def convert(self, value, param, ctx):  # type: ignore[override]
         name = super().convert(value, param, ctx)
+        if name == "auto":  # always resolves; checking would load torch for nothing
+            return name
+        from ._utils import resolve_device
+
         try:
             resolve_device(name)
         except InputError as error:
@@ -157,15 +184,15 @@ def method_options(options: dict) -> dict:
 def training_options(function):
     """Options shared by every command that trains an encoder."""
     decorators = [
-        click.option("--method", type=click.Choice(sorted(METHODS)), default=tl.DEFAULT_METHOD,
+        click.option("--method", type=click.Choice(METHODS), default=DEFAULT_METHOD,
                      show_default=True, help="Contrastive method."),
         click.option("--epochs", type=click.IntRange(min=1), default=None,
-                     help=f"Contrastive training epochs [default: {EXPRESSION.default_epochs} "
-                          f"for cells and k-mers, {DNA.default_epochs} for one-hot DNA]."),
+                     help=f"Contrastive training epochs [default: {EPOCHS['cells']} "
+                          f"for cells and k-mers, {EPOCHS['dna']} for one-hot DNA]."),
         click.option("--batch-size", type=click.IntRange(min=2), default=None,
                      help="Items per training step, all processes together under torchrun; "
-                          f"also the negatives per anchor [default: {EXPRESSION.batch_size} "
-                          f"for cells and k-mers, {DNA.batch_size} for one-hot DNA]."),
+                          f"also the negatives per anchor [default: {BATCH_SIZE['cells']} "
+                          f"for cells and k-mers, {BATCH_SIZE['dna']} for one-hot DNA]."),
         click.option("--dim", type=click.IntRange(min=2), default=None,
                      help="Embedding size [default: 128 for cnn / transformer DNA, 50 else]."),
         click.option("--seed", type=SEED, default=0, show_default=True,
@@ -173,7 +200,7 @@ def training_options(function):
                           "embedding on CPU."),
         click.option("--device", type=DEVICE, default="auto", show_default=True,
                      help="auto picks cuda, then mps, then cpu."),
-        click.option("--loss", type=click.Choice(sorted(LOSSES)), default=None,
+        click.option("--loss", type=click.Choice(LOSSES), default=None,
                      help="Contrastive loss [default: infonce; du for --method du]."),
         click.option("--temperature", type=click.FloatRange(min=0, min_open=True), default=None,
                      help=f"InfoNCE temperature [default: {INFONCE_TEMPERATURE}]."),
@@ -182,21 +209,22 @@ def training_options(function):
                           "neighbours else]."),
         click.option("--rounds", type=click.IntRange(min=1), default=None,
                      help="diffaug: M-step/E-step rounds after the warm-up "
-                          f"[default: {DiffAugOptions.rounds}]."),
+                          f"[default: {DIFFAUG_DEFAULTS['rounds']}]."),
         click.option("--replace-fraction", type=click.FloatRange(0, 1), default=None,
                      help="diffaug: share of positives drawn from the generated bank "
-                          f"[default: {DiffAugOptions.replace_fraction:g}]."),
+                          f"[default: {DIFFAUG_DEFAULTS['replace_fraction']:g}]."),
         click.option("--noise-level", type=click.FloatRange(0, 1), default=None,
                      help="diffaug: t*/T, how far anchors are noised before denoising "
-                          f"[default: {DiffAugOptions.noise_level:g}]."),
+                          f"[default: {DIFFAUG_DEFAULTS['noise_level']:g}]."),
         click.option("--guidance", type=click.FloatRange(min=0), default=None,
                      help="diffaug: classifier-free guidance weight, 0 off "
-                          f"[default: {DiffAugOptions.guidance:g}]."),
-        click.option("--schedule", type=click.Choice(sorted(BETA_SCHEDULES)), default=None,
-                     help=f"diffaug: the noise (β) schedule [default: {DiffAugOptions.schedule}]."),
-        click.option("--process", type=click.Choice(sorted(SCHEDULES)), default=None,
+                          f"[default: {DIFFAUG_DEFAULTS['guidance']:g}]."),
+        click.option("--schedule", type=click.Choice(BETA_SCHEDULES), default=None,
+                     help="diffaug: the noise (β) schedule "
+                          f"[default: {DIFFAUG_DEFAULTS['schedule']}]."),
+        click.option("--process", type=click.Choice(PROCESSES), default=None,
                      help="diffaug: forward process; categorical (D3PM) is for DNA only "
-                          f"[default: {DiffAugOptions.process}]."),
+                          f"[default: {DIFFAUG_DEFAULTS['process']}]."),
         click.option("--prior", type=click.Choice(PRIORS), default=None,
                      help="du: kernel prior, built without labels [default: none]."),
         click.option("--sigma", type=click.FloatRange(min=0, min_open=True), default=None,
@@ -204,7 +232,7 @@ def training_options(function):
         click.option("--epsilon", type=click.FloatRange(min=0, min_open=True), default=None,
                      help="viewmaker: ℓ1 budget per element [default: 0.015 one-hot DNA, "
                           "0.01 else]; clae: FGSM step [default: 0.03] (cells, k-mers; one-hot DNA "
-                          f"flips {CLAEOptions.flip_rate:.0%} of bases instead)."),
+                          f"flips {CLAE_FLIP_RATE:.0%} of bases instead)."),
     ]  # fmt: skip
     for decorator in reversed(decorators):
         function = decorator(function)
@@ -214,7 +242,7 @@ def training_options(function):
 def checkpoint_options(function):
     """``--resume`` and ``--checkpoint-every`` of the commands that train."""
     function = click.option(
-        "--checkpoint-every", type=click.FloatRange(min=0), default=DEFAULT_EVERY_S,
+        "--checkpoint-every", type=click.FloatRange(min=0), default=CHECKPOINT_EVERY_S,
         show_default=True, metavar="SECONDS",
         help="Save a training checkpoint this often (0: every epoch); removed on success.",
     )(function)  # fmt: skip
@@ -246,6 +274,8 @@ def _refuse_training_options(why: str) -> None:
 
 def make_checkpoints(path: Path, options: dict) -> Checkpoints:
     """Remove the checkpoint options from ``options``; the run's Checkpoints at ``path``."""
+    from .checkpoint import Checkpoints
+
     global _checkpoint
     every, resume = options.pop("checkpoint_every"), options.pop("resume")
     _checkpoint = path
@@ -286,17 +316,17 @@ def cli(quiet: bool, verbose: bool) -> None:
     help="Use adata.layers[NAME] instead of X; with --model, --layer X reads X where the model "
     "was trained on a layer.",
 )
-@click.option("--key-added", default=tl.DEFAULT_KEY, show_default=True, help="obsm key to write.")
+@click.option("--key-added", default=DEFAULT_KEY, show_default=True, help="obsm key to write.")
 @click.option(
     "--n-top-genes",
     type=click.IntRange(min=1),
     default=None,
     help="Highly variable genes the encoder sees (fewer genes: all of them) "
-    f"[default: {DiffAug.n_top_genes:,} for diffaug, {Method.n_top_genes:,} for the others].",
+    f"[default: {N_TOP_GENES['diffaug']:,} for diffaug, {N_TOP_GENES['others']:,} for the others].",
 )
 @click.option(
     "--normalisation",
-    type=click.Choice(RECIPE_NORMALISATIONS),
+    type=click.Choice(NORMALISATIONS),
     default=None,
     help="How raw counts are normalised: pearson (Pearson residuals) or log1p "
     f"(normalize_total + log1p) [default: {DEFAULT_NORMALISATION}]; named, either also reads "
@@ -341,7 +371,7 @@ def cli(quiet: bool, verbose: bool) -> None:
     type=click.IntRange(min=2),
     default=None,
     help="Train on a random sample of this many cells, embed all "
-    f"[default: all; {tl.DEFAULT_BACKED_TRAIN_CELLS:,} with --backed].",
+    f"[default: all; {BACKED_TRAIN_CELLS:,} with --backed].",
 )
 def embed(input_file, output, layer, key_added, save_model, model_dir, align_genes, obs_columns,
           index_column, backed, train_cells, **options) -> None:  # fmt: skip
@@ -365,6 +395,9 @@ def embed(input_file, output, layer, key_added, save_model, model_dir, align_gen
     """
     if align_genes and model_dir is None:
         raise click.UsageError("--align-genes applies a saved model: give --model DIR too")
+    from . import distributed, tl
+    from .model import check_model_folder
+
     destination = Path(output) if output else tl.default_output(input_file)
     if save_model:  # before training, which would otherwise end in a written file and an error
         check_model_folder(save_model)
@@ -405,7 +438,7 @@ def embed(input_file, output, layer, key_added, save_model, model_dir, align_gen
 )
 @click.option(
     "--encoder",
-    type=click.Choice(tl.DNA_ENCODERS),
+    type=click.Choice(DNA_ENCODERS),
     default="cnn",
     show_default=True,
     help="cnn / transformer: on one-hot sequences; kmer: an MLP on each sequence's k-mer "
@@ -419,7 +452,7 @@ def embed(input_file, output, layer, key_added, save_model, model_dir, align_gen
 )
 @click.option(
     "--fit-on",
-    type=click.Choice(tl.FIT_ON),
+    type=click.Choice(FIT_ON),
     default="train",
     show_default=True,
     help="Sequences the encoder learns from, labels never used: the train split, or all "
@@ -450,6 +483,10 @@ def train_dna(dataset, gb_root, outdir, encoder, k, fit_on, max_len, **options):
       diffaug-bio train-dna sequences.csv --encoder transformer --epochs 10 -o run/
       diffaug-bio train-dna human_nontata_promoters --encoder kmer --fit-on all -o run/
     """
+    from . import distributed, tl
+    from .io.files import check_output_folder
+    from .model import check_model_folder
+
     check_output_folder(outdir)
     check_model_folder(Path(outdir) / "model")  # a file of that name would fail after training
     checkpoints = make_checkpoints(Path(outdir) / "checkpoint.pt", options)
@@ -478,6 +515,8 @@ def embed_dna(input_file, model_dir, output, device) -> None:
     Example:
       diffaug-bio embed-dna promoters.fa --model run/model -o promoters.h5ad
     """
+    from . import tl
+
     adata = tl.embed_dna_file(input_file, output, model_dir, device)
     logger.info("wrote %d embeddings to %s", adata.n_obs, output)
 
@@ -499,6 +538,7 @@ def demo(outdir, **options) -> None:
     Example:
       diffaug-bio demo -o diffaug-demo
     """
+    from . import distributed
     from .demo import run_demo
 
     extra = method_options(options)
@@ -549,6 +589,8 @@ def augment(input_file, model_dir, copies, output, layer, align_genes, seed, dev
       diffaug-bio augment cells.h5ad --model model/ -n 5 -o cells.augmented.h5ad
       diffaug-bio augment promoters.fa --model run/model -n 3 -o promoters.augmented.fa
     """
+    from . import tl
+
     written = tl.augment_file(input_file, output, model_dir, copies, seed, device, layer=layer,
                               align_genes=align_genes)  # fmt: skip
     logger.info("wrote %d generated positives to %s", written, output)

@@ -21,7 +21,8 @@ import torch
 
 from . import __version__, distributed
 from ._errors import InputError, reason, whole_number
-from ._utils import keeps_global_random_state, progress, resolve_device, seed_everything
+from ._progress import progress
+from ._utils import keeps_global_random_state, resolve_device, seed_everything
 from .checkpoint import Checkpoints, data_digest
 from .diffusion import ConditionalDiffusion, make_schedule
 from .encoders import build_encoder, projection_head

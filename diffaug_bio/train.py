@@ -15,6 +15,7 @@ import torch
 from torch import nn
 
 from . import distributed
+from ._errors import TrainingDiverged
 from ._utils import mixed_precision
 from .checkpoint import Checkpoints
 from .contrastive.losses import LossFn
@@ -25,10 +26,6 @@ logger = logging.getLogger("diffaug_bio")
 
 Objective = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
 """``(view_1, view_2, batch_indices) -> loss``."""
-
-
-class TrainingDiverged(RuntimeError):
-    """The loss became NaN or infinite."""
 
 
 @dataclass

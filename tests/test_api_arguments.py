@@ -217,18 +217,18 @@ def test_training_leaves_the_callers_random_streams_where_they_were(pbmc):
 
 
 def test_progress_bars_show_in_jupyter_whose_stderr_is_no_terminal(monkeypatch):
-    from diffaug_bio import _utils
+    from diffaug_bio import _progress
 
     class ZMQInteractiveShell:  # the Jupyter kernel's shell, by name
         pass
 
     shown = []
-    monkeypatch.setattr(_utils, "tqdm", lambda iterable, **kwargs: shown.append(kwargs) or [])
+    monkeypatch.setattr(_progress, "tqdm", lambda iterable, **kwargs: shown.append(kwargs) or [])
     monkeypatch.setattr("sys.stderr.isatty", lambda: False)
-    list(_utils.progress(range(3), "epochs"))
+    list(_progress.progress(range(3), "epochs"))
     ipython = type("IPython", (), {"get_ipython": staticmethod(ZMQInteractiveShell)})
     monkeypatch.setitem(sys.modules, "IPython", ipython)
-    list(_utils.progress(range(3), "epochs"))
+    list(_progress.progress(range(3), "epochs"))
     assert [kwargs["disable"] for kwargs in shown] == [True, False]
 
 

@@ -136,6 +136,19 @@ def test_fit_on_seen_scores_the_seen_and_the_unseen_test_half(nontata_dir):
         assert 0 <= float(line.rsplit(": ", 1)[1].rstrip("%")) <= 100
 
 
+def test_cli_startup_times_each_command_and_checks_its_exit_status(run_script_here):
+    status, table, stderr = run_script_here(BENCHMARKS / "cli_startup.py", "--repeats", "1")
+    assert status == 0, stderr
+    rows = [[cell.strip() for cell in line.strip("|").split("|")] for line in table.splitlines()]
+    assert rows[0] == ["command", "median s", "status"]
+    names = [row[0] for row in rows[2:]]
+    assert names[0].startswith("python -c pass") and "import diffaug_bio.tl" in names[-1]
+    assert "diffaug-bio embed --help" in names and any("(refused)" in name for name in names)
+    for name, seconds, exit_status in rows[2:]:
+        assert float(seconds) > 0
+        assert exit_status == ("2" if "(refused)" in name else "0")
+
+
 def test_the_diagnostics_refuse_missing_data_in_one_line(tmp_path, bladder_path, run_script_here):
     for script, arguments, message in [
         ("scaling.py", ["--counts", str(tmp_path / "no.h5ad")], "no.h5ad: no such file"),

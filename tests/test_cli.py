@@ -81,15 +81,15 @@ def test_embed_in_place_keeps_the_files_compression(bladder_path, tmp_path):
 def test_a_run_from_python_leaves_logging_and_progress_as_they_were(bladder_path, tmp_path):
     import logging
 
-    from diffaug_bio import _utils
+    from diffaug_bio import _progress
 
     logger = logging.getLogger("diffaug_bio")
-    before = (logger.level, logger.propagate, list(logger.handlers), _utils.progress_enabled())
+    before = (logger.level, logger.propagate, list(logger.handlers), _progress.progress_enabled())
     result = run("-q", "embed", bladder_path, "-o", tmp_path / "out.h5ad", "--method", "simclr",
                  "--epochs", "1", "--dim", "4")  # fmt: skip
     assert result.exit_code == 0, result.output
     # a notebook's own logging (and pytest's caplog) still hears the package afterwards
-    after = (logger.level, logger.propagate, list(logger.handlers), _utils.progress_enabled())
+    after = (logger.level, logger.propagate, list(logger.handlers), _progress.progress_enabled())
     assert after == before
 
 
@@ -193,6 +193,75 @@ def test_installed_console_script(tmp_path):
     assert missing.stderr.strip().splitlines() == [
         f"diffaug-bio: error: {tmp_path / 'nope.h5ad'}: no such file"
     ]
+
+
+HEAVY = ("torch", "scanpy", "anndata", "sklearn")
+
+
+def test_help_and_refused_options_answer_without_loading_torch_or_scanpy():
+    """They load in about 7 s; a user asking for --help, or mistyping, should not wait."""
+    script = f"""
+import sys
+from diffaug_bio.cli import cli
+for args in (["--help"], ["--version"], ["embed", "--help"], ["train-dna", "--help"],
+             ["embed-dna", "--help"], ["augment", "--help"], ["demo", "--help"],
+             ["embed", "x.h5ad", "--method", "nope"], ["train-dna", "d", "--k", "2"]):
+    try:
+        cli.main(args, prog_name="diffaug-bio")
+    except SystemExit as exit:
+        print("status", exit.code)
+print("loaded", sorted(name for name in {HEAVY!r} if name in sys.modules))
+"""
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[-1] == "loaded []"
+    assert [line for line in lines if line.startswith("status")] == ["status 0"] * 7 + [
+        "status 2"
+    ] * 2
+    assert sum(line.startswith("Usage: diffaug-bio") for line in lines) == 6
+    assert "'nope' is not one of" in result.stderr and "--k" in result.stderr
+
+
+def test_the_options_state_the_codes_choices_and_defaults():
+    """The command line writes them out (importing them would load torch); they must not drift."""
+    from diffaug_bio import cli as stated
+    from diffaug_bio import tl
+    from diffaug_bio.checkpoint import DEFAULT_EVERY_S
+    from diffaug_bio.contrastive.losses import INFONCE_TEMPERATURE, LOSSES
+    from diffaug_bio.diffusion.schedules import BETA_SCHEDULES, SCHEDULES
+    from diffaug_bio.io.expression import DEFAULT_NORMALISATION, RECIPE_NORMALISATIONS
+    from diffaug_bio.io.kmers import DEFAULT_K, K_RANGE
+    from diffaug_bio.methods import METHODS, DiffAug, Method
+    from diffaug_bio.methods.clae import CLAEOptions
+    from diffaug_bio.methods.diffaug import DiffAugOptions
+    from diffaug_bio.methods.du import PRIORS
+    from diffaug_bio.modality import DNA, DNA_KMERS, EXPRESSION
+    from diffaug_bio.model import SEED_MAX
+
+    assert sorted(stated.METHODS) == sorted(METHODS) and stated.DEFAULT_METHOD == tl.DEFAULT_METHOD
+    assert sorted(stated.LOSSES) == sorted(LOSSES)
+    assert stated.INFONCE_TEMPERATURE == INFONCE_TEMPERATURE
+    assert sorted(stated.BETA_SCHEDULES) == sorted(BETA_SCHEDULES)
+    assert sorted(stated.PROCESSES) == sorted(SCHEDULES)
+    assert stated.PRIORS == PRIORS
+    assert stated.NORMALISATIONS == RECIPE_NORMALISATIONS
+    assert stated.DEFAULT_NORMALISATION == DEFAULT_NORMALISATION
+    others = {method.n_top_genes for name, method in METHODS.items() if name != "diffaug"}
+    assert {"diffaug": DiffAug.n_top_genes, "others": Method.n_top_genes} == stated.N_TOP_GENES
+    assert others == {Method.n_top_genes}
+    for cells in (EXPRESSION, DNA_KMERS):
+        assert stated.EPOCHS["cells"] == cells.default_epochs
+        assert stated.BATCH_SIZE["cells"] == cells.batch_size
+    assert (stated.EPOCHS["dna"], stated.BATCH_SIZE["dna"]) == (DNA.default_epochs, DNA.batch_size)
+    diffaug_defaults = {name: getattr(DiffAugOptions, name) for name in stated.DIFFAUG_DEFAULTS}
+    assert diffaug_defaults == stated.DIFFAUG_DEFAULTS
+    assert CLAEOptions.flip_rate == stated.CLAE_FLIP_RATE
+    assert stated.CHECKPOINT_EVERY_S == DEFAULT_EVERY_S
+    assert stated.DEFAULT_KEY == tl.DEFAULT_KEY
+    assert stated.BACKED_TRAIN_CELLS == tl.DEFAULT_BACKED_TRAIN_CELLS
+    assert (stated.DNA_ENCODERS, stated.FIT_ON) == (tl.DNA_ENCODERS, tl.FIT_ON)
+    assert (stated.DEFAULT_K, stated.K_RANGE, stated.SEED_MAX) == (DEFAULT_K, K_RANGE, SEED_MAX)
 
 
 @pytest.mark.parametrize(
