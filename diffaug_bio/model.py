@@ -51,6 +51,18 @@ SEED_MAX = 2**32 - 1
 InputRecipe = ExpressionPreprocessing | SequenceEncoding | KmerEncoding
 
 
+def _refuse_non_finite(values: torch.Tensor, what: str) -> None:
+    """Outputs of a model are refused rather than written when some are NaN or infinite:
+    weights damaged or edited into such values (models saved before their weights were
+    hashed), or input values too large for float32, give them."""
+    bad = int((~torch.isfinite(values.reshape(len(values), -1)).all(dim=1)).sum())
+    if bad:
+        raise InputError(
+            f"{bad} of {len(values)} {what} are not finite (NaN or infinite): the model's "
+            "weights hold such values, or the input's values are too large for float32"
+        )
+
+
 class EmbeddingModel:
     """An embedding model for one modality (``expression``, ``dna`` or ``dna-kmer``).
 
@@ -234,6 +246,7 @@ class EmbeddingModel:
             embedding[start : start + len(rows)] = rows
             start += len(rows)
         self.encoder.cpu()
+        _refuse_non_finite(torch.from_numpy(embedding), "embeddings")
         return embedding
 
     def _prepared_blocks(
@@ -296,7 +309,9 @@ class EmbeddingModel:
             for _ in progress(range(n), "generating positives")
         ]
         self.diffusion.cpu()
-        return torch.cat(copies)
+        generated = torch.cat(copies)
+        _refuse_non_finite(generated, "generated positives")
+        return generated
 
     def architecture(self) -> dict:
         """The network's shape (JSON values): what a saved model, a checkpoint's fingerprint

@@ -491,3 +491,28 @@ def test_a_non_finite_loss_stops_training_with_a_hint(bladder_path, tmp_path, mo
         "--temperature (the loss divides by it) or check the input for extreme values"
     ]
     assert digest(bladder_path) == before and not (tmp_path / "o.h5ad").exists()
+
+
+def test_non_finite_outputs_of_a_model_are_refused_not_written(pbmc, tmp_path, digest):
+    """Weights damaged or edited into NaN (in a model saved before weights were hashed, or
+    saved so) gave an all-NaN obsm and exit 0; augment wrote NaN cells."""
+    cells = pbmc[:100].copy()
+    model = dab.tl.embed(cells, "diffaug", epochs=2, dim=4)
+    with torch.no_grad():
+        for weight in model.diffusion.parameters():
+            weight.fill_(float("nan"))
+    with pytest.raises(dab.InputError, match=r"^200 of 200 generated positives are not finite"):
+        model.augment(cells, n=2)
+    with torch.no_grad():
+        next(model.encoder.parameters()).fill_(float("nan"))
+    model.save(tmp_path / "model")
+    path = tmp_path / "cells.h5ad"
+    cells.write_h5ad(path)
+    before = digest(path)
+    result = CliRunner().invoke(cli, ["-q", "embed", str(path), "--model", str(tmp_path / "model")])
+    assert result.exit_code == 2
+    assert result.output.strip().splitlines() == [
+        f"diffaug-bio: error: {path}: 100 of 100 embeddings are not finite (NaN or infinite): the "
+        "model's weights hold such values, or the input's values are too large for float32"
+    ]
+    assert digest(path) == before
