@@ -55,7 +55,7 @@ def _refuse_non_finite(values: torch.Tensor, what: str) -> None:
     """Outputs of a model are refused rather than written when some are NaN or infinite:
     weights damaged or edited into such values (models saved before their weights were
     hashed), or input values too large for float32, give them."""
-    bad = int((~torch.isfinite(values.reshape(len(values), -1)).all(dim=1)).sum())
+    bad = int((~torch.isfinite(values).flatten(1).all(dim=1)).sum())
     if bad:
         raise InputError(
             f"{bad} of {len(values)} {what} are not finite (NaN or infinite): the model's "

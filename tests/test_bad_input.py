@@ -498,6 +498,7 @@ def test_non_finite_outputs_of_a_model_are_refused_not_written(pbmc, tmp_path, d
     saved so) gave an all-NaN obsm and exit 0; augment wrote NaN cells."""
     cells = pbmc[:100].copy()
     model = dab.tl.embed(cells, "diffaug", epochs=2, dim=4)
+    assert model.embed(cells[:0].copy()).shape == (0, 4)  # no items: nothing to refuse
     with torch.no_grad():
         for weight in model.diffusion.parameters():
             weight.fill_(float("nan"))
