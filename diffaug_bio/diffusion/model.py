@@ -167,26 +167,27 @@ class ConditionalDiffusion(nn.Module):
         self.to(device).eval()
         t_start = max(0, min(self.schedule.timesteps - 1, int(level * self.schedule.timesteps)))
         clip = (float(self.space.low), float(self.space.high))
-        per_call = batch_size  # a block in one call of the network, but on the CPU
-        if device.type == "cpu":
-            code_size = max(1, self.space.encode(anchors[:1].to(device)).numel())
-            per_call = max(1, CPU_NETWORK_NUMBERS // code_size)
-
-        def network(x: torch.Tensor, t: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
-            calls = zip(x.split(per_call), t.split(per_call), z.split(per_call))
-            return torch.cat([self.ema(*inputs) for inputs in calls])
-
         outputs = []
         for anchor, z in zip(anchors.split(batch_size), condition.split(batch_size)):
             anchor, z = anchor.to(device), z.to(device)
-            x0 = self.space.encode(anchor)
 
             def predict(x: torch.Tensor, t: torch.Tensor, z: torch.Tensor = z) -> torch.Tensor:
-                out = network(x, t, z)
+                out = self._ema_in_calls(x, t, z)
                 if guidance:
-                    out = out + guidance * (out - network(x, t, torch.zeros_like(z)))
+                    out = out + guidance * (out - self._ema_in_calls(x, t, torch.zeros_like(z)))
                 return out
 
-            codes = self.schedule.sample(predict, x0, t_start, steps, generator, clip)
+            codes = self.schedule.sample(
+                predict, self.space.encode(anchor), t_start, steps, generator, clip
+            )
             outputs.append((self.space.decode(codes, anchor) if decode else codes).cpu())
         return torch.cat(outputs)
+
+    def _ema_in_calls(self, x: torch.Tensor, t: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+        """The EMA denoiser's output for a block of codes; on the CPU computed in calls of at
+        most ``CPU_NETWORK_NUMBERS`` code numbers (the same output, faster)."""
+        per_call = len(x)
+        if x.device.type == "cpu":
+            per_call = max(1, CPU_NETWORK_NUMBERS // x[0].numel())
+        calls = zip(x.split(per_call), t.split(per_call), z.split(per_call))
+        return torch.cat([self.ema(*inputs) for inputs in calls])
