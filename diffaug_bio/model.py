@@ -302,14 +302,18 @@ class EmbeddingModel:
         guidance = self.training["guidance"]
         generator = torch.Generator().manual_seed(seed)
         torch_device = resolve_device(device)
-        copies = [
+        codes = [
             self.diffusion.generate(
-                prepared, condition, level, steps, generator, torch_device, guidance
+                prepared, condition, level, steps, generator, torch_device, guidance,
+                decode=False,
             )
             for _ in progress(range(n), "generating positives")
-        ]
+        ]  # fmt: skip
         self.diffusion.cpu()
-        generated = torch.cat(copies)
+        # the codes are checked before decoding: DNA's per-position argmax turns NaN codes
+        # into valid-looking bases; the decoded cells too (a NaN in the space's buffers)
+        _refuse_non_finite(torch.cat(codes), "generated positives")
+        generated = torch.cat([self.diffusion.space.decode(copy, prepared) for copy in codes])
         _refuse_non_finite(generated, "generated positives")
         return generated
 

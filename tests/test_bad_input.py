@@ -517,3 +517,27 @@ def test_non_finite_outputs_of_a_model_are_refused_not_written(pbmc, tmp_path, d
         "model's weights hold such values, or the input's values are too large for float32"
     ]
     assert digest(path) == before
+
+
+def test_a_dna_generator_of_nan_is_refused_though_its_argmax_looks_like_bases(
+    promoters_fasta, tmp_path
+):
+    """The per-position argmax decoded NaN codes into valid-looking sequences, written with
+    exit 0; the codes are now checked before decoding."""
+    model = dab.tl.train_dna(str(promoters_fasta), max_len=8, dim=4, epochs=2, rounds=1).model
+    with torch.no_grad():
+        for weight in model.diffusion.parameters():
+            weight.fill_(float("nan"))
+    model.save(tmp_path / "model")
+    out = tmp_path / "positives.fa"
+    result = CliRunner().invoke(
+        cli, ["-q", "augment", str(promoters_fasta), "--model", str(tmp_path / "model"),
+              "-n", "2", "-o", str(out)],
+    )  # fmt: skip
+    assert result.exit_code == 2
+    assert result.output.strip().splitlines() == [
+        f"diffaug-bio: error: {promoters_fasta}: 80 of 80 generated positives are not finite "
+        "(NaN or infinite): the model's weights hold such values, or the input's values are "
+        "too large for float32"
+    ]
+    assert not out.exists()
