@@ -165,7 +165,7 @@ class ConditionalDiffusion(nn.Module):
         training) uses ``out = out(z) + w·(out(z) − out(∅))`` on the network's output (ε̂ or
         x̂0 logits): samples pulled harder towards what distinguishes the anchor's z."""
         self.to(device).eval()
-        t_start = max(0, min(self.schedule.timesteps - 1, int(level * self.schedule.timesteps)))
+        t_start = self.schedule.start_step(level)
         clip = (float(self.space.low), float(self.space.high))
         outputs = []
         for anchor, z in zip(anchors.split(batch_size), condition.split(batch_size)):
