@@ -96,7 +96,7 @@ class GaussianSchedule(Schedule):
     as (x_t − √(1 − ᾱ) ε̂) / √ᾱ, so the network's error is magnified by 1/√ᾱ: ~20,000× at
     the cosine schedule's last step (ᾱ = 2.4e-9), at most ~14× from here on. Measured on
     mouse bladder (benchmarks/RESULTS.md), kNN-15 with positives started from step 950 /
-    978 / 999 of the cosine schedule (ᾱ 6e-3 / 1e-3 / 2e-9): 93.2 / 92.4 / 91.5%."""
+    953 (level 1 now) / 978 / 999 of the cosine schedule: 93.2 / 93.0 / 92.4 / 91.5%."""
 
     def start_step(self, level: float) -> int:
         """:meth:`Schedule.start_step`, capped at the last step whose ᾱ is at least
