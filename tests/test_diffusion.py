@@ -45,14 +45,21 @@ def _two_clusters(n: int = 512, generator=None):
     return points, condition
 
 
-@pytest.fixture(scope="module")
-def trained_two_cluster_model():
+def _fit_two_clusters(schedule):
+    """A small generator trained on :func:`_two_clusters` with ``schedule``; returns it, its
+    loss history and the generator of random numbers, to draw samples with."""
     torch.manual_seed(0)
     generator = torch.Generator().manual_seed(0)
     points, condition = _two_clusters(generator=generator)
     space = PrincipalSpace(8, 8).fit(points)  # a rotation and a scale: lossless for 8-d data
-    model = ConditionalDiffusion(MLPDenoiser(8, 2, width=64, depth=2), GaussianSchedule(200), space)
+    model = ConditionalDiffusion(MLPDenoiser(8, 2, width=64, depth=2), schedule, space)
     history = model.fit(points, condition, 150, generator, torch.device("cpu"), batch_size=128)
+    return model, history, generator
+
+
+@pytest.fixture(scope="module")
+def trained_two_cluster_model():
+    model, history, _ = _fit_two_clusters(GaussianSchedule(200))
     return model, history
 
 
@@ -81,12 +88,7 @@ def test_sampling_from_pure_noise_under_the_cosine_schedule_follows_the_conditio
     assert schedule.start_step(1.0) == 953 and schedule.start_step(0.5) == 500
     assert schedule.alpha_bar[953] >= 5e-3 > schedule.alpha_bar[954]
     assert CategoricalSchedule(1000, "cosine").start_step(1.0) == 999  # x̂0 predicted directly
-    torch.manual_seed(0)
-    generator = torch.Generator().manual_seed(0)
-    points, condition = _two_clusters(generator=generator)
-    space = PrincipalSpace(8, 8).fit(points)
-    model = ConditionalDiffusion(MLPDenoiser(8, 2, width=64, depth=2), schedule, space)
-    model.fit(points, condition, 150, generator, torch.device("cpu"), batch_size=128)
+    model, _, generator = _fit_two_clusters(schedule)
     for cluster, centre in ((0, -3.0), (1, 3.0)):
         condition = torch.nn.functional.one_hot(torch.full((200,), cluster), 2).float()
         samples = model.generate(torch.zeros(200, 8), condition, 1.0, 5, generator,
