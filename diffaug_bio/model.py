@@ -12,7 +12,8 @@ import json
 import logging
 import os
 import pickle
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 
 import anndata as ad
@@ -87,7 +88,21 @@ class EmbeddingModel:
         self.n_features = recipe.n_features
         self.training: dict = {}
         self.encoder: torch.nn.Module | None = None
-        self.diffusion: ConditionalDiffusion | None = None
+        self._diffusion: ConditionalDiffusion | None = None
+        self._read_diffusion: Callable[[], ConditionalDiffusion] | None = None
+        """A loaded model's generator, read on first use: only ``augment`` and saving need it,
+        so a model folder without a readable ``diffusion.pt`` still embeds."""
+
+    @property
+    def diffusion(self) -> ConditionalDiffusion | None:
+        """The generator of positives (models trained with DiffAug), else None."""
+        if self._read_diffusion is not None:
+            self._diffusion, self._read_diffusion = self._read_diffusion(), None
+        return self._diffusion
+
+    @diffusion.setter
+    def diffusion(self, diffusion: ConditionalDiffusion | None) -> None:
+        self._diffusion, self._read_diffusion = diffusion, None
 
     def __repr__(self) -> str:
         """What a notebook cell ending in ``dab.tl.embed(...)`` shows."""
@@ -393,17 +408,8 @@ class EmbeddingModel:
         if not isinstance(config, dict) or config.get("format") != FORMAT:
             found = config.get("format") if isinstance(config, dict) else type(config).__name__
             raise InputError(f"{directory}: unknown model format {found!r}")
-        try:
+        with _usable_config(config_file):
             return cls._from_config(directory, config, modality)
-        except InputError:
-            raise
-        except (KeyError, TypeError, ValueError, AttributeError, IndexError, RuntimeError) as error:
-            # a config.json edited by hand: a key missing, a value of the wrong type or shape
-            problem = f"{type(error).__name__}: {reason(error)}"[:300]
-            raise InputError(
-                f"{config_file}: not a usable model config, or weights that do not fit it "
-                f"({problem})"
-            ) from error
 
     @classmethod
     def _from_config(cls, directory: Path, config: dict, modality: str | None) -> EmbeddingModel:
@@ -421,10 +427,30 @@ class EmbeddingModel:
         model.encoder.load_state_dict(_weights(directory / "encoder.pt", digests))
         model.encoder.eval()
         if "diffusion" in config:
-            model.diffusion = model._new_diffusion(config["diffusion"])
-            model.diffusion.load_state_dict(_weights(directory / "diffusion.pt", digests))
-            model.diffusion.eval()
+
+            def read_diffusion() -> ConditionalDiffusion:
+                with _usable_config(directory / "config.json"):
+                    diffusion = model._new_diffusion(config["diffusion"])
+                    diffusion.load_state_dict(_weights(directory / "diffusion.pt", digests))
+                return diffusion.eval()
+
+            model._read_diffusion = read_diffusion
         return model
+
+
+@contextmanager
+def _usable_config(config_file: Path) -> Iterator[None]:
+    """What a ``config.json`` edited by hand makes building the model raise (a key missing, a
+    value of the wrong type or shape) as one InputError naming the file."""
+    try:
+        yield
+    except InputError:
+        raise
+    except (KeyError, TypeError, ValueError, AttributeError, IndexError, RuntimeError) as error:
+        problem = f"{type(error).__name__}: {reason(error)}"[:300]
+        raise InputError(
+            f"{config_file}: not a usable model config, or weights that do not fit it ({problem})"
+        ) from error
 
 
 def check_model_folder(directory: str | os.PathLike) -> Path:

@@ -5,11 +5,14 @@ import shutil
 import subprocess
 import sys
 
+import anndata as ad
 import numpy as np
 import pytest
+from click.testing import CliRunner
 
 import diffaug_bio as dab
 from diffaug_bio import InputError
+from diffaug_bio.cli import cli
 from diffaug_bio.io import read_benchmark_folder
 
 
@@ -153,6 +156,29 @@ def test_weights_of_another_model_beside_a_config_are_refused(pbmc, tmp_path, mo
     monkeypatch.undo()
     with pytest.raises(InputError, match=r"a: encoder\.pt is not the file saved with config\.json"):
         dab.EmbeddingModel.load(tmp_path / "a")  # torn: new weights, old config
+
+
+def test_a_saved_model_embeds_without_its_generator_which_only_augment_reads(pbmc, tmp_path):
+    """``embed --model`` read ``diffusion.pt``, which only ``augment`` uses: a model folder
+    without it (shared as its encoder, or with a damaged generator) could not embed."""
+    cells = pbmc[:100].copy()
+    model = dab.tl.embed(cells, "diffaug", epochs=2, dim=4)
+    model.save(tmp_path / "m")
+    positives = dab.EmbeddingModel.load(tmp_path / "m").augment(cells, n=2, seed=3)
+    np.testing.assert_array_equal(positives.numpy(), model.augment(cells, n=2, seed=3).numpy())
+    (tmp_path / "m" / "diffusion.pt").write_bytes(b"damaged")
+    cells.write_h5ad(tmp_path / "cells.h5ad")
+    result = CliRunner().invoke(
+        cli, ["-q", "embed", str(tmp_path / "cells.h5ad"), "--model", str(tmp_path / "m")]
+    )
+    assert result.exit_code == 0, result.output
+    embedded = ad.read_h5ad(tmp_path / "cells.h5ad").obsm["X_diffaug"]
+    np.testing.assert_allclose(embedded, cells.obsm["X_diffaug"], atol=1e-5)
+    (tmp_path / "m" / "diffusion.pt").unlink()
+    loaded = dab.EmbeddingModel.load(tmp_path / "m")
+    np.testing.assert_allclose(loaded.embed(cells), cells.obsm["X_diffaug"], atol=1e-5)
+    with pytest.raises(InputError, match=r"m/diffusion\.pt: cannot be read as model weights"):
+        loaded.augment(cells)
 
 
 @pytest.mark.parametrize(
