@@ -235,3 +235,31 @@ def test_a_round_generates_at_most_one_positive_per_epoch(bladder, monkeypatch, 
     monkeypatch.setattr(dab.diffusion.ConditionalDiffusion, "generate", counting)
     dab.tl.embed(bladder, "diffaug", epochs=epochs, dim=8, seed=0, diffusion_epochs=1)
     assert len(calls) == generated  # 2 rounds × min(bank_size 4, epochs per round)
+
+
+def test_generation_settings_default_per_modality_and_a_given_one_wins(
+    promoters_fasta, bladder, monkeypatch
+):
+    """One-hot DNA generates 2 positives per item and round in 2 DDIM steps (its bank costs
+    a conv network per step), cells 4 in 5; what is recorded is what ran."""
+    steps = []
+    original = dab.diffusion.ConditionalDiffusion.generate
+
+    def recording(self, anchors, condition, level, sampling_steps, *args, **kwargs):
+        steps.append(sampling_steps)
+        return original(self, anchors, condition, level, sampling_steps, *args, **kwargs)
+
+    monkeypatch.setattr(dab.diffusion.ConditionalDiffusion, "generate", recording)
+    dna = dab.tl.train_dna(str(promoters_fasta), max_len=8, dim=4, epochs=14, seed=0,
+                           diffusion_epochs=1)  # fmt: skip
+    assert steps == [2] * 2 * 2  # 2 rounds of 4 epochs, each a bank of 2 (was 4) in 2 steps
+    assert (dna.model.training["sampling_steps"], dna.model.training["bank_size"]) == (2, 2)
+    steps.clear()
+    dab.tl.embed(bladder, "diffaug", epochs=14, dim=8, seed=0, diffusion_epochs=1)
+    assert steps == [5] * 2 * 4
+    params = bladder.uns["diffaug"]["params"]
+    assert (params["sampling_steps"], params["bank_size"]) == (5, 4)
+    steps.clear()
+    dab.tl.train_dna(str(promoters_fasta), max_len=8, dim=4, epochs=14, seed=0,
+                     diffusion_epochs=1, sampling_steps=3, bank_size=3)  # fmt: skip
+    assert steps == [3] * 2 * 3

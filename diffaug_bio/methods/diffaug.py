@@ -49,11 +49,13 @@ class DiffAugOptions(MethodOptions):
     0 switches the generator off (warm-up positives throughout: the ablation baseline)."""
     noise_level: float = 0.5
     """t*/T: how far each anchor is noised before being denoised into a positive."""
-    sampling_steps: int = 5
-    bank_size: int = 4
+    sampling_steps: int | None = None
+    """DDIM steps from t* back to the data; None: the modality's (cells 5, one-hot DNA 2)."""
+    bank_size: int | None = None
     """Generated positives kept per anchor each round; a batch draws one of them at random,
     so an anchor does not meet the same generated positive in every epoch of a round. A
-    round never generates more than one per epoch it has (more could not be used)."""
+    round never generates more than one per epoch it has (more could not be used). None:
+    the modality's (cells 4, one-hot DNA 2)."""
     guidance: float = 0.0
     """Classifier-free guidance weight w at sampling (0: off). w > 0 also trains the
     generator with 15% of conditions dropped, which guidance needs. Off by measurement
@@ -119,6 +121,10 @@ class DiffAug(Method):
         # None means "the modality's default"; recorded resolved, in params and config
         if self.options.warmup is None:
             self.options.warmup = modality.default_warmup
+        if self.options.sampling_steps is None:
+            self.options.sampling_steps = modality.sampling_steps
+        if self.options.bank_size is None:
+            self.options.bank_size = modality.bank_size
         if self.options.warmup not in modality.warmup_recipes:
             raise InputError(f"--warmup must be one of: {', '.join(modality.warmup_recipes)}")
         if self.options.process == "categorical" and not modality.categorical:
