@@ -29,7 +29,9 @@ DATA_FILES = {
 scanpy)."""
 PEERS_CELLS = ("pca50", "scvi")
 """``scvi`` runs only where scvi-tools is installed (``.[bench]``) and X holds raw counts."""
-PEERS_DNA = ("kmer4", "kmer6")
+PEERS_DNA = ("kmer4", "kmer6", "kmer6:pca=128")
+"""``kmerK``: logistic regression on every k-mer frequency; ``kmerK:pca=D``: on their first D
+principal components fitted on the train split (the width of ``train-dna``'s embedding)."""
 
 
 class TaskFailed(RuntimeError):
@@ -90,7 +92,11 @@ def check_method(spec: str, kind: str) -> None:
     from diffaug_bio import tl
 
     name, options = parse_method(spec)
-    if name in PEERS_CELLS or re.fullmatch(r"kmer\d+", name):
+    if re.fullmatch(r"kmer\d+", name):
+        if set(options) - {"pca"} or not isinstance(options.get("pca", 1), int):
+            raise ValueError(f"{spec}: a k-mer peer takes one option, pca=<components>")
+        return
+    if name in PEERS_CELLS:
         return
     tl.check_method_options(name, kind, **options)
 
@@ -193,7 +199,7 @@ def _cells_task(task: Task) -> dict[str, float]:
 
 def _dna_task(task: Task) -> dict[str, float]:
     from diffaug_bio import tl
-    from diffaug_bio.baselines import kmer_frequencies
+    from diffaug_bio.baselines import kmer_frequencies, kmer_principal_components
     from diffaug_bio.evaluate import linear_probe
     from diffaug_bio.io import load_dna_dataset
 
@@ -203,13 +209,17 @@ def _dna_task(task: Task) -> dict[str, float]:
         sequences = sequences.subset(np.isin(np.arange(len(sequences)), chosen))
     labels = np.asarray(sequences.labels)
     start = time.perf_counter()
-    if task.method.startswith("kmer"):
-        embedding = kmer_frequencies(sequences.sequences, int(task.method[4:]))
+    method, options = parse_method(task.method)
+    if method.startswith("kmer"):
+        k = int(method[4:])
         train = tl.probe_splits(sequences, task.seed) == "train"  # the split train_dna uses
+        if "pca" in options:
+            embedding = kmer_principal_components(sequences.sequences, k, options["pca"], train)
+        else:
+            embedding = kmer_frequencies(sequences.sequences, k)
         accuracy = linear_probe(embedding[train], labels[train], embedding[~train], labels[~train])
         metrics = {"train_seconds": time.perf_counter() - start}
     else:
-        method, options = parse_method(task.method)
         result = tl.train_dna(sequences, method=method, epochs=task.epochs, seed=task.seed,
                               device="cpu", **options)  # fmt: skip
         accuracy = result.metrics["linear_probe_accuracy"]

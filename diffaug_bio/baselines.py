@@ -1,7 +1,7 @@
 """The baselines an embedding must beat, computed the standard way.
 
 Cells: PCA-50 after scanpy's standard pipeline (or its Pearson-residual one). DNA: k-mer
-frequency vectors.
+frequency vectors, whole or reduced by PCA to an embedding's width.
 """
 
 from __future__ import annotations
@@ -10,6 +10,9 @@ import anndata as ad
 import numpy as np
 import scanpy as sc
 from scipy import sparse
+from sklearn.decomposition import PCA
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
 
 from ._errors import InputError
 from ._utils import keeps_torch_threads
@@ -70,3 +73,17 @@ def kmer_frequencies(sequences: list[str], k: int) -> np.ndarray:
     counts = kmer_counts(sequences, k)
     totals = np.asarray(counts.sum(axis=1))
     return np.asarray(counts.multiply(1 / np.maximum(totals, 1)).todense())
+
+
+def kmer_principal_components(
+    sequences: list[str], k: int, n_comps: int, fit_rows: np.ndarray
+) -> np.ndarray:
+    """k-mer frequencies, standardised and projected onto their first ``n_comps`` principal
+    components, both fitted on ``fit_rows`` only (no labels): the unsupervised, inductive
+    reduction that a learned DNA embedding of the same width must beat — logistic regression
+    on all 4^k frequencies is a supervised model of far more features."""
+    frequencies = kmer_frequencies(sequences, k)
+    fitted = frequencies[np.asarray(fit_rows)]
+    n_comps = min(n_comps, len(fitted) - 1, frequencies.shape[1])
+    reduction = make_pipeline(StandardScaler(), PCA(n_comps, random_state=0)).fit(fitted)
+    return reduction.transform(frequencies)

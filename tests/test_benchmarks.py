@@ -45,7 +45,7 @@ def test_smoke_suite_writes_results_table_and_figures_and_survives_a_failing_tas
     methods = results.groupby("dataset")["method"].unique().map(set).to_dict()
     assert set(methods) == {cells, dna}
     assert methods[cells] - {"scvi"} == {"pca50", "simclr"}  # scVI only where installed
-    assert methods[dna] == {"kmer4", "kmer6", "simclr"}
+    assert methods[dna] == {"kmer4", "kmer6", "kmer6:pca=128", "simclr"}
 
     def value(dataset: str, method: str, metric: str) -> float:
         row = results.query("dataset == @dataset and method == @method and metric == @metric")
@@ -58,7 +58,8 @@ def test_smoke_suite_writes_results_table_and_figures_and_survives_a_failing_tas
         assert -1.0 <= value(cells, method, "silhouette") <= 1.0
     # PCA on 16 real cell types is far above chance (1/16); a broken metric would not be
     assert value(cells, "pca50", "knn15_accuracy") > 0.5
-    assert value(dna, "kmer6", "linear_probe_accuracy") > 0.6  # 2 balanced classes
+    for peer in ("kmer6", "kmer6:pca=128"):  # 2 balanced classes
+        assert value(dna, peer, "linear_probe_accuracy") > 0.6
     for dataset in (cells, dna):
         assert value(dataset, "simclr", "inference_items_per_s") > 0
     assert (results["wall_s"] > 0).all() and (results["peak_rss_mb"] > 50).all()

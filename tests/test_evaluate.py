@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from diffaug_bio import InputError
-from diffaug_bio.baselines import kmer_frequencies, pca_embedding
+from diffaug_bio.baselines import kmer_frequencies, kmer_principal_components, pca_embedding
 from diffaug_bio.evaluate import (
     knn_accuracy,
     leiden_scores,
@@ -54,6 +54,25 @@ def test_kmer_frequencies_count_by_hand():
     assert features[0, index["CG"]] == pytest.approx(1 / 3)
     assert features[1, index["GT"]] == pytest.approx(1 / 3)
     assert features[0].sum() == pytest.approx(1.0)
+
+
+def test_kmer_principal_components_are_fitted_on_the_given_rows_only():
+    rng = np.random.default_rng(0)
+    sequences = ["".join(rng.choice(list("ACGT"), 60)) for _ in range(30)]
+    fit_rows = np.arange(30) < 20
+    reduced = kmer_principal_components(sequences, k=3, n_comps=5, fit_rows=fit_rows)
+    assert reduced.shape == (30, 5)
+    # the fitted rows are centred and ordered by variance, as a PCA of those rows alone
+    assert np.allclose(reduced[fit_rows].mean(axis=0), 0, atol=1e-5)
+    variances = reduced[fit_rows].var(axis=0)
+    assert np.all(np.diff(variances) <= 1e-6)
+    # inductive: the rows not fitted are projected, so changing them moves only themselves
+    changed = sequences[:20] + ["A" * 60] * 10
+    again = kmer_principal_components(changed, k=3, n_comps=5, fit_rows=fit_rows)
+    assert np.allclose(again[fit_rows], reduced[fit_rows])
+    assert not np.allclose(again[~fit_rows], reduced[~fit_rows])
+    # never more components than the fitted rows can hold
+    assert kmer_principal_components(sequences, 3, 128, fit_rows).shape == (30, 19)
 
 
 def test_pca_baseline_follows_scanpy_pipeline(bladder):
