@@ -93,8 +93,9 @@ def check_method(spec: str, kind: str) -> None:
 
     name, options = parse_method(spec)
     if re.fullmatch(r"kmer\d+", name):
-        if set(options) - {"pca"} or not isinstance(options.get("pca", 1), int):
-            raise ValueError(f"{spec}: a k-mer peer takes one option, pca=<components>")
+        components = options.get("pca", 1)
+        if set(options) - {"pca"} or type(components) is not int or components < 1:
+            raise ValueError(f"{spec}: a k-mer peer takes one option, pca=<components ≥ 1>")
         return
     if name in PEERS_CELLS:
         return
