@@ -15,7 +15,9 @@ import diffaug_bio as dab
 from diffaug_bio import InputError
 from diffaug_bio.cli import cli
 from diffaug_bio.io.expression import pearson_residuals
-from diffaug_bio.methods.diffaug import with_generated
+from diffaug_bio.methods.diffaug import DiffAug, with_generated
+from diffaug_bio.modality import EXPRESSION
+from diffaug_bio.train import ContrastiveTrainer
 
 FAST = {"rounds": 2, "diffusion_epochs": 2}
 
@@ -36,6 +38,34 @@ def test_with_generated_replaces_the_asked_share_of_positives():
     assert abs((first | second).float().mean().item() - 0.3) < 0.05
     assert abs(first.float().sum().item() / (first | second).sum().item() - 0.5) < 0.1
     assert (first | second | (positives == -1).all(1)).all()
+
+
+@pytest.mark.parametrize(
+    ("epochs", "rounds", "warmup_share", "plan"),
+    [(100, 2, 0.5, (50, [25, 25])), (14, 2, 0.5, (7, [4, 3])), (5, 2, 0.5, (2, [2, 1])),
+     (20, 2, 1.0, (18, [1, 1])), (10, 3, 0.0, (1, [3, 3, 3])), (2, 2, 0.5, (1, [1, 0])),
+     (1, 2, 0.5, (1, [0, 0]))],
+)  # fmt: skip
+def test_the_epoch_plan_spends_exactly_the_epochs_asked(epochs, rounds, warmup_share, plan):
+    """Warm-up and rounds add up to ``epochs`` (they used to round to 3 for 2, 6 for 5, 15
+    for 14); the warm-up keeps one epoch and leaves each round one where it can."""
+    assert DiffAug(EXPRESSION, rounds=rounds, warmup_share=warmup_share).epoch_plan(epochs) == plan
+
+
+@pytest.mark.parametrize("epochs", [1, 5])
+def test_a_run_trains_the_epochs_it_records_and_keeps_a_generator(pbmc, monkeypatch, epochs):
+    trained = []
+    original = ContrastiveTrainer.fit
+
+    def counting(self, data, make_pair, run_epochs, desc, *args, **kwargs):
+        trained.append(run_epochs)
+        return original(self, data, make_pair, run_epochs, desc, *args, **kwargs)
+
+    monkeypatch.setattr(ContrastiveTrainer, "fit", counting)
+    adata = pbmc[:100].copy()
+    model = dab.tl.embed(adata, "diffaug", epochs=epochs, dim=4, seed=0, diffusion_epochs=1)
+    assert sum(trained) == epochs == adata.uns["diffaug"]["params"]["epochs"]
+    assert model.diffusion is not None and model.diffusion.steps_done > 0  # augment can use it
 
 
 def test_diffaug_trains_generator_every_round_and_saves_it(bladder, tmp_path):
@@ -223,7 +253,8 @@ def test_augment_needs_a_diffaug_model(pbmc, tmp_path):
         dab.tl.augment(pbmc, tmp_path / "model")
 
 
-@pytest.mark.parametrize(("epochs", "generated"), [(2, 2 * 1), (12, 2 * 3), (30, 2 * 4)])
+# 2 epochs: warm-up 1, round 1 one epoch (one positive), round 2 none (its M-step only)
+@pytest.mark.parametrize(("epochs", "generated"), [(2, 1), (12, 2 * 3), (30, 2 * 4)])
 def test_a_round_generates_at_most_one_positive_per_epoch(bladder, monkeypatch, epochs, generated):
     calls = []
     original = dab.diffusion.ConditionalDiffusion.generate
@@ -234,7 +265,7 @@ def test_a_round_generates_at_most_one_positive_per_epoch(bladder, monkeypatch, 
 
     monkeypatch.setattr(dab.diffusion.ConditionalDiffusion, "generate", counting)
     dab.tl.embed(bladder, "diffaug", epochs=epochs, dim=8, seed=0, diffusion_epochs=1)
-    assert len(calls) == generated  # 2 rounds × min(bank_size 4, epochs per round)
+    assert len(calls) == generated  # Σ over rounds of min(bank_size 4, the round's epochs)
 
 
 def test_generation_settings_default_per_modality_and_a_given_one_wins(
@@ -252,11 +283,11 @@ def test_generation_settings_default_per_modality_and_a_given_one_wins(
     monkeypatch.setattr(dab.diffusion.ConditionalDiffusion, "generate", recording)
     dna = dab.tl.train_dna(str(promoters_fasta), max_len=8, dim=4, epochs=14, seed=0,
                            diffusion_epochs=1)  # fmt: skip
-    assert steps == [2] * 2 * 2  # 2 rounds of 4 epochs, each a bank of 2 (was 4) in 2 steps
+    assert steps == [2] * 2 * 2  # rounds of 4 and 3 epochs, each a bank of 2 (was 4) in 2 steps
     assert (dna.model.training["sampling_steps"], dna.model.training["bank_size"]) == (2, 2)
     steps.clear()
     dab.tl.embed(bladder, "diffaug", epochs=14, dim=8, seed=0, diffusion_epochs=1)
-    assert steps == [5] * 2 * 4
+    assert steps == [5] * (4 + 3)  # rounds of 4 and 3 epochs after 7 of warm-up
     params = bladder.uns["diffaug"]["params"]
     assert (params["sampling_steps"], params["bank_size"]) == (5, 4)
     steps.clear()

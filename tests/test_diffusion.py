@@ -30,6 +30,15 @@ def test_forward_process_matches_the_schedule(kind):
     assert torch.all(schedule.alpha_bar[1:] < schedule.alpha_bar[:-1])
 
 
+def test_the_linear_schedule_ends_in_noise_whatever_the_number_of_steps():
+    """DDPM's β range is T = 1000's; scaled by 1000/T, a shorter chain still ends in noise
+    (unscaled, T = 100 kept a third of the signal at its last step)."""
+    for steps in (20, 100, 1000):
+        assert GaussianSchedule(steps, "linear").alpha_bar[-1] < 0.01
+    ddpm = torch.cumprod(1 - torch.linspace(1e-4, 2e-2, 1000, dtype=torch.float64), 0).float()
+    torch.testing.assert_close(GaussianSchedule(1000, "linear").alpha_bar, ddpm)
+
+
 def test_ddim_timesteps_descend_from_t_star_to_zero():
     schedule = GaussianSchedule(1000)
     assert schedule.ddim_timesteps(300, 4) == [300, 200, 100, 0]
@@ -205,14 +214,40 @@ def test_categorical_forward_process_keeps_a_base_with_probability_alpha_bar():
         t = torch.full((1,), step)
         alpha_bar = schedule.alpha_bar[step]
         expected = alpha_bar * torch.tensor([1.0, 0, 0, 0]) + (1 - alpha_bar) / 4
-        frequencies = (schedule._draw(schedule.q_probabilities((x0 + 1) / 2, t), generator) + 1) / 2
+        drawn = schedule._draw(schedule.q_probabilities((x0 + 1) / 2, t), x0, generator)
+        frequencies = (drawn + 1) / 2
         torch.testing.assert_close(frequencies.mean(2)[0], expected, atol=0.015, rtol=0)
         n_frequencies = (
-            schedule._draw(schedule.q_probabilities((soft + 1) / 2, t), generator) + 1
+            schedule._draw(schedule.q_probabilities((soft + 1) / 2, t), soft, generator) + 1
         ) / 2
         torch.testing.assert_close(
             n_frequencies.mean(2)[0], torch.full((4,), 0.25), atol=0.015, rtol=0
         )
+
+
+def test_the_categorical_process_keeps_padding_where_the_denoiser_sees_it():
+    """Padding has no base to keep or lose: it stays padding in every x_t the denoiser is
+    shown, in training and in sampling, as under the Gaussian process (a drawn base there
+    would hide where the sequence ends)."""
+    schedule = CategoricalSchedule(1000, "cosine")
+    generator = torch.Generator().manual_seed(0)
+    anchors = torch.from_numpy(one_hot_encode(["ACGTACGTAC", "GGCATTACGTACGTAC"], max_len=20))
+    codes = OneHotSpace().fit(anchors).encode(anchors)
+    padding = (codes == -1).all(1)
+    assert padding.sum().item() == 10 + 4
+    shown = []
+
+    def predict(x_t, t):
+        shown.append(x_t)
+        return torch.randn(x_t.shape, generator=generator)
+
+    for step in (0, 500, 999):
+        schedule.loss(predict, codes, torch.full((2,), step), generator)
+    sampled = schedule.sample(predict, codes, 999, 3, generator, (-1, 1))
+    assert len(shown) == 3 + 3
+    for x in [*shown, sampled]:
+        assert ((x == -1).all(1) == padding).all()  # padding there, a base everywhere else
+        assert ((x == 1).sum(1) == ~padding).all()
 
 
 def test_categorical_generator_learns_and_follows_its_condition():

@@ -43,8 +43,10 @@ class ExpressionViews:
 @dataclass
 class DNAViews:
     """Reverse complement (p = 0.5), a shift of up to ``max_shift`` positions (zero-filled),
-    base substitutions at rate ``substitution_rate`` and masking (position set to ``N``)
-    at rate ``mask_rate``. Every view stays a valid encoding."""
+    base substitutions and masking (position set to ``N``) at rate ``mask_rate``. Every
+    view stays a valid encoding. A substitution draws one of the four bases at random for
+    a position, at rate ``substitution_rate``; as a quarter of draws give the base back, the
+    share of bases that change is 3/4 of it (3.75% at the default 0.05)."""
 
     max_shift: int = 10
     substitution_rate: float = 0.05

@@ -55,7 +55,8 @@ class MLPDenoiser(nn.Module):
 
 class ConvDenoiser(nn.Module):
     """Sequence denoiser over ``(N, 4, L)``: dilated residual conv blocks with FiLM
-    conditioning, so the receptive field grows to the whole window in a few blocks."""
+    conditioning; four blocks let each position see 65 bases around it, and the condition
+    (the sequence's embedding z, with the timestep) carries what lies further away."""
 
     def __init__(self, cond_dim: int, width: int = 64, dilations: tuple[int, ...] = (1, 2, 4, 8)):
         super().__init__()

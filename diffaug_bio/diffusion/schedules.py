@@ -24,8 +24,13 @@ Predict = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
 
 def linear_betas(timesteps: int, start: float = 1e-4, end: float = 2e-2) -> torch.Tensor:
-    """DDPM's linear schedule (Ho et al. 2020; the DiffAug reference uses it with T = 1000)."""
-    return torch.linspace(start, end, timesteps, dtype=torch.float64)
+    """DDPM's linear schedule (Ho et al. 2020; the DiffAug reference uses it with T = 1000).
+    ``start`` and ``end`` are T = 1000's; for another T they scale by 1000/T (as Nichol &
+    Dhariwal 2021 do), so the chain still ends in noise: unscaled, T = 100 would end with
+    a third of the signal left."""
+    scale = 1000 / timesteps
+    betas = torch.linspace(scale * start, scale * end, timesteps, dtype=torch.float64)
+    return betas.clamp(max=0.999)
 
 
 def cosine_betas(timesteps: int, offset: float = 0.008) -> torch.Tensor:
@@ -148,7 +153,9 @@ class CategoricalSchedule(Schedule):
 
     Codes are one-hot scaled to [−1, 1] (as :class:`~diffaug_bio.diffusion.OneHotSpace`
     gives them), so either process runs in the same space; an all-(−1) column (padding) has
-    no category and adds nothing to the loss. The network predicts x̂0 logits.
+    no category: it stays padding at every step, so the denoiser sees where a sequence ends
+    (as under the Gaussian process), and adds nothing to the loss. The network predicts x̂0
+    logits.
     """
 
     process = "categorical"
@@ -157,12 +164,20 @@ class CategoricalSchedule(Schedule):
     def _categories(codes: torch.Tensor) -> torch.Tensor:
         return (codes + 1) / 2
 
-    def _draw(self, probabilities: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-        """One category per position from ``probabilities (N, K, L)`` → codes in [−1, 1]."""
+    def _draw(
+        self, probabilities: torch.Tensor, x0: torch.Tensor, generator: torch.Generator
+    ) -> torch.Tensor:
+        """One category per position from ``probabilities (N, K, L)`` → codes in [−1, 1],
+        at the positions ``x0`` has (its padding stays padding)."""
         n, k, length = probabilities.shape
         flat = probabilities.permute(0, 2, 1).reshape(-1, k).clamp(min=1e-8).cpu()
         drawn = torch.multinomial(flat, 1, generator=generator).view(n, length)
-        return 2 * F.one_hot(drawn, k).permute(0, 2, 1).to(probabilities) - 1
+        return self._padded_like(x0, 2 * F.one_hot(drawn, k).permute(0, 2, 1).to(x0) - 1)
+
+    @staticmethod
+    def _padded_like(x0: torch.Tensor, codes: torch.Tensor) -> torch.Tensor:
+        """``codes`` with ``x0``'s padding columns (all −1) put back."""
+        return torch.where((x0 == -1).all(1, keepdim=True), x0, codes)
 
     def q_probabilities(self, x0: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         """``q(x_t | x_0) = ᾱ_t x_0 + (1 − ᾱ_t)/K`` for one-hot (or soft, e.g. N) ``x0``."""
@@ -171,7 +186,7 @@ class CategoricalSchedule(Schedule):
 
     def loss(self, predict, x0, t, generator):
         categories = self._categories(x0)
-        x_t = self._draw(self.q_probabilities(categories, t), generator)
+        x_t = self._draw(self.q_probabilities(categories, t), x0, generator)
         log_p = F.log_softmax(predict(x_t, t), dim=1)
         # soft targets: N spreads over its bases, padding (no category) contributes nothing
         return -(categories * log_p).sum(1).mean()
@@ -179,19 +194,20 @@ class CategoricalSchedule(Schedule):
     def sample(self, predict, x0, t_start, steps, generator, clip):
         k = x0.shape[1]
         t_first = torch.full((len(x0),), t_start, device=x0.device)
-        x = self._draw(self.q_probabilities(self._categories(x0), t_first), generator)
+        x = self._draw(self.q_probabilities(self._categories(x0), t_first), x0, generator)
         timesteps = self.ddim_timesteps(t_start, steps)
         for t, s in zip(timesteps, [*timesteps[1:], -1]):
             t_batch = torch.full((len(x),), t, device=x.device)
             x0_probabilities = F.softmax(predict(x, t_batch), dim=1)
             if s < 0:
-                return 2 * F.one_hot(x0_probabilities.argmax(1), k).permute(0, 2, 1).to(x) - 1
+                decoded = 2 * F.one_hot(x0_probabilities.argmax(1), k).permute(0, 2, 1).to(x) - 1
+                return self._padded_like(x0, decoded)
             # q(x_s | x_t, x̂0) ∝ q(x_t | x_s) · q(x_s | x̂0); q(x_s | x0) is linear in x0,
             # so averaging over the predicted x0 distribution is exact
             keep = self._alpha_bar(t_batch, x) / self._alpha_bar(torch.full_like(t_batch, s), x)
             from_x_t = keep * self._categories(x) + (1 - keep) / k
             from_x0 = self.q_probabilities(x0_probabilities, torch.full_like(t_batch, s))
-            x = self._draw(from_x_t * from_x0, generator)
+            x = self._draw(from_x_t * from_x0, x0, generator)
         return x
 
 

@@ -43,7 +43,8 @@ class DiffAugOptions(MethodOptions):
     k-mer-spectrum neighbour, half the time) or "views" (hand-designed); None: the modality's
     default (cells neighbours, DNA views — both measured, benchmarks/RESULTS.md)."""
     warmup_share: float = 0.5
-    """Share of the contrastive epochs spent in the warm-up; the rest is split over rounds."""
+    """Share of the contrastive epochs spent in the warm-up; the rest is split over the
+    rounds, and the total is what was asked (``DiffAug.epoch_plan``)."""
     replace_fraction: float = 0.5
     """Share of positives taken from the generated bank in the E-steps after warm-up;
     0 switches the generator off (warm-up positives throughout: the ablation baseline)."""
@@ -140,14 +141,13 @@ class DiffAug(Method):
         if options.replace_fraction == 0:  # the ablation "diffusion positives off"
             trainer.fit(data, warmup, epochs, desc="diffaug warm-up only")
             return
-        warmup_epochs = max(1, round(epochs * options.warmup_share))
-        round_epochs = max(1, round((epochs - warmup_epochs) / options.rounds))
+        warmup_epochs, epochs_per_round = self.epoch_plan(epochs)
         trainer.fit(data, warmup, warmup_epochs, desc="diffaug warm-up")
 
         checkpoints = trainer.checkpoints
         self.diffusion = self._new_diffusion(trainer, data)
         self.diffusion.register_state(checkpoints)
-        for round_number in range(1, options.rounds + 1):
+        for round_number, round_epochs in enumerate(epochs_per_round, start=1):
             if checkpoints.skip(options.diffusion_epochs + round_epochs):
                 continue  # a resumed run had finished this round
             condition = checkpoints.memo(
@@ -155,6 +155,8 @@ class DiffAug(Method):
             )
             self.diffusion.fit(data, condition, options.diffusion_epochs, trainer.generator,
                                trainer.device, checkpoints=checkpoints)  # fmt: skip
+            if round_epochs == 0:
+                continue  # a run too short to give this round epochs (see epoch_plan)
             bank_size = min(options.bank_size, round_epochs)
             bank = checkpoints.memo(
                 "diffaug bank",
@@ -163,6 +165,18 @@ class DiffAug(Method):
             decode = self.diffusion.space.decode
             pairs = with_generated(warmup, bank, options.replace_fraction, decode)
             trainer.fit(data, pairs, round_epochs, desc=f"diffaug round {round_number}")
+
+    def epoch_plan(self, epochs: int) -> tuple[int, list[int]]:
+        """The warm-up's epochs and each round's, adding up to ``epochs``. The warm-up takes
+        its share: one epoch at least (the first M-step conditions on a trained encoder), and
+        never so many that a round gets none where the epochs allow one each. The rounds
+        share the rest as evenly as whole epochs allow. A run shorter than ``rounds + 1``
+        epochs leaves its last rounds without contrastive epochs; their M-steps still run,
+        so the model's generator is fitted to its final encoder."""
+        rounds = self.options.rounds
+        warmup = max(1, min(round(epochs * self.options.warmup_share), epochs - rounds))
+        per_round, extra = divmod(epochs - warmup, rounds)
+        return warmup, [per_round + (number < extra) for number in range(rounds)]
 
     def _new_diffusion(
         self, trainer: ContrastiveTrainer, data: torch.Tensor
