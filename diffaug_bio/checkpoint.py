@@ -81,7 +81,9 @@ class Checkpoints:
         self._fingerprint = fingerprint
         if not (self.resume and self.path and Path(self.path).exists()):
             if self.resume:
-                logger.info("no checkpoint at %s: training from the start", self.path)
+                # a warning, which -q keeps: a mistyped output path would otherwise start a
+                # long run over without a word
+                logger.warning("--resume: no checkpoint at %s; training from the start", self.path)
             return
         try:
             # weights_only: a file planted where a checkpoint is expected must not run code

@@ -396,11 +396,8 @@ def embed(input_file, output, layer, key_added, save_model, model_dir, align_gen
     if align_genes and model_dir is None:
         raise click.UsageError("--align-genes applies a saved model: give --model DIR too")
     from . import distributed, tl
-    from .model import check_model_folder
 
     destination = Path(output) if output else tl.default_output(input_file)
-    if save_model:  # before training, which would otherwise end in a written file and an error
-        check_model_folder(save_model)
     checkpoints = make_checkpoints(destination.with_name(destination.name + ".checkpoint"), options)
     extra = method_options(options)
     if model_dir is not None:
@@ -410,11 +407,8 @@ def embed(input_file, output, layer, key_added, save_model, model_dir, align_gen
                           align_genes=align_genes, index_column=index_column,
                           checkpoints=None if model_dir else checkpoints,
                           obs_columns=[c.strip() for c in obs_columns.split(",") if c.strip()],
-                          **options, **extra)  # fmt: skip
+                          save_model=save_model or None, **options, **extra)  # fmt: skip
     logger.info("wrote obsm[%r] (%d dimensions) to %s", key_added, model.dim, destination)
-    if save_model and distributed.is_main():
-        model.save(save_model)
-        logger.info("saved the model to %s", save_model)
     if distributed.is_main():
         checkpoints.remove()
 

@@ -286,6 +286,16 @@ class EmbeddingModel:
             yield self.prepare(SequenceSet(sequences.ids[rows], sequences.sequences[rows]))
 
     @torch.no_grad()
+    def check_generates(self) -> None:
+        """Refuse a model that cannot write positives."""
+        if self.diffusion is None:
+            raise InputError("this model has no generator: train it with --method diffaug")
+        if not self.modality.writes_positives:
+            raise InputError(
+                "this k-mer model generates k-mer spectra, which do not decode to sequences; "
+                "augment needs a DNA model trained with --encoder cnn or transformer"
+            )
+
     def augment(
         self,
         data: ad.AnnData | SequenceSet,
@@ -301,13 +311,7 @@ class EmbeddingModel:
         (copy k of item i at row ``k · N + i``): each anchor noised to ``noise_level`` and
         denoised conditioned on its embedding. Needs a model trained with ``diffaug``.
         ``align_genes`` and ``layer`` (cells only) as in :meth:`embed`."""
-        if self.diffusion is None:
-            raise InputError("this model has no generator: train it with --method diffaug")
-        if not self.modality.writes_positives:
-            raise InputError(
-                "this k-mer model generates k-mer spectra, which do not decode to sequences; "
-                "augment needs a DNA model trained with --encoder cnn or transformer"
-            )
+        self.check_generates()
         n = whole_number("-n", n, 1)
         seed = whole_number("--seed", seed, 0, SEED_MAX)
         prepared = self.prepare(data, align_genes, layer)

@@ -299,6 +299,7 @@ def embed_file(
     obs_columns: Sequence[str] = (),
     index_column: str | None = None,
     device: str = "auto",
+    save_model: str | os.PathLike | None = None,
     **options: object,
 ) -> EmbeddingModel:
     """:func:`embed` from an ``.h5ad`` file or a CSV / TSV feature table to ``output``
@@ -306,9 +307,13 @@ def embed_file(
     (``.h5ad`` only) never loads the matrix: the model trains on a random sample of
     ``train_cells`` cells (default 20,000) read block by block, every cell is embedded a
     block at a time, and ``obsm`` / ``uns`` are written into a copy of the file, so memory
-    stays flat as the number of cells grows. ``options`` go to :func:`embed`. Returns the
-    model (trained, or ``model`` loaded)."""
+    stays flat as the number of cells grows. ``save_model``: a folder to save the model in
+    (checked first), before ``output`` is written, so a model that cannot be saved leaves
+    an input updated in place as it was. ``options`` go to :func:`embed`. Returns the model
+    (trained, or ``model`` loaded)."""
     check_key(key_added)
+    if save_model is not None:
+        check_model_folder(save_model)
     destination = Path(output) if output is not None else default_output(path)
     fitted = _load(model, "expression") if model is not None else None
     if fitted is None:  # a mistyped method option fails before the file is read
@@ -317,7 +322,7 @@ def embed_file(
     with naming(path):
         if backed:
             return _embed_backed(path, destination, layer, key_added, train_cells, fitted,
-                                 align_genes, device, **options)  # fmt: skip
+                                 align_genes, device, save_model, **options)  # fmt: skip
         adata = read_cells(path, obs_columns, index_column)
         if fitted is None:
             get_matrix(adata, layer)  # fail on an unknown layer before any work
@@ -328,6 +333,7 @@ def embed_file(
                        **options)  # fmt: skip
     if not distributed.is_main():
         return fitted
+    _save_if_asked(fitted, save_model)
     if table_separator(path):
         write_h5ad_atomic(adata, destination)
     else:  # a copy of the file with the two new elements: its compression, chunks and any
@@ -346,6 +352,7 @@ def _embed_backed(
     fitted: EmbeddingModel | None,
     align_genes: bool,
     device: str,
+    save_model: str | os.PathLike | None,
     **options: object,
 ) -> EmbeddingModel:
     """:func:`embed_file` with ``backed=True``: the matrix is read a block at a time."""
@@ -368,9 +375,17 @@ def _embed_backed(
             return fitted
         embedding = fitted.embed(matrix, device, align_genes)
     params = _params(fitted, **_expression_params(fitted, layer, key_added, train_cells))
+    _save_if_asked(fitted, save_model)
     write_embedding_beside(path, destination, key_added, embedding,
                            lambda previous: _uns_record(params, previous))  # fmt: skip
     return fitted
+
+
+def _save_if_asked(model: EmbeddingModel, folder: str | os.PathLike | None) -> None:
+    """:func:`embed_file`'s ``save_model``, done before the ``.h5ad`` is written."""
+    if folder is not None:
+        model.save(folder)
+        logger.info("saved the model to %s", folder)
 
 
 @dataclass
@@ -653,9 +668,11 @@ def augment(
     if (data.n_obs if isinstance(data, ad.AnnData) else len(data)) == 0:
         kind = "cells" if isinstance(data, ad.AnnData) else "sequences"
         raise InputError(f"no {kind} to augment")  # the file readers say so for the CLI
-    model = _load(model, "expression" if isinstance(data, ad.AnnData) else "dna")
     if isinstance(data, SequenceSet) and (layer is not None or align_genes):
         raise InputError("--layer and --align-genes apply to cells (.h5ad), not sequences")
+    with naming(model if isinstance(model, str | os.PathLike) else None):
+        model = _load(model, "expression" if isinstance(data, ad.AnnData) else "dna")
+        model.check_generates()  # named after the model folder, not the input
     with naming(source):
         generated = model.augment(
             data, n, seed, device, align_genes=align_genes, layer=layer

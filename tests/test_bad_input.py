@@ -4,6 +4,8 @@ output written."""
 
 from __future__ import annotations
 
+import errno
+import os
 import shutil
 import sys
 import warnings
@@ -380,6 +382,10 @@ CASES = {
         ["embed", "{bladder}", "-o", "{bladder}/inside.h5ad"],
         "inside.h5ad",
     ),
+    "augment with a model that has no generator": (  # the model named, not the input
+        ["augment", "{bladder}", "--model", "{cells_model}", "-o", "{tmp}/more.h5ad"],
+        "cells_model: this model has no generator",
+    ),
 }
 
 
@@ -491,6 +497,26 @@ def test_a_non_finite_loss_stops_training_with_a_hint(bladder_path, tmp_path, mo
         "--temperature (the loss divides by it) or check the input for extreme values"
     ]
     assert digest(bladder_path) == before and not (tmp_path / "o.h5ad").exists()
+
+
+def test_a_model_that_cannot_be_saved_leaves_an_input_updated_in_place_as_it_was(
+    bladder_path, tmp_path, monkeypatch, digest
+):
+    """--save-model is written before the .h5ad: a disk that fills while the model is saved
+    must not end in exit 2 with the input already changed."""
+    cells = Path(shutil.copy(bladder_path, tmp_path / "cells.h5ad"))
+    before = digest(cells)
+
+    def full_disk(self, folder):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(dab.EmbeddingModel, "write_files", full_disk)
+    args = ["embed", str(cells), "--method", "simclr", "--epochs", "1", "--dim", "4"]
+    result = CliRunner().invoke(cli, ["-q", *args, "--save-model", str(tmp_path / "model")])
+    assert result.exit_code == 2
+    assert "model: cannot write the model (No space left on device)" in result.output
+    assert digest(cells) == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["cells.h5ad"]
 
 
 def test_non_finite_outputs_of_a_model_are_refused_not_written(pbmc, tmp_path, digest):

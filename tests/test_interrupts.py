@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 
 from diffaug_bio import InputError
-from diffaug_bio.io.files import staged_writes
+from diffaug_bio.io.files import atomic_replacement, staged_writes
 from diffaug_bio.io.h5ad import write_h5ad_atomic
 
 pytestmark = pytest.mark.skipif(os.name != "posix", reason="SIGKILL is POSIX")
@@ -127,3 +127,26 @@ def test_outputs_staged_together_land_together_and_keep_links(tmp_path, another_
     ):
         (staging / "table.csv").write_text("newer")
     assert (out / "table.csv").read_text() == "new"  # refused before anything was replaced
+
+
+def test_a_failed_write_is_one_error_and_leaves_no_trace(tmp_path):
+    """A full disk (or a folder that refuses files) while an output is written is bad input
+    of the InputError kind, naming the output, not an internal error; the old file stays, no
+    temporary file is left, and a folder the failed write would have created is gone."""
+    target = tmp_path / "out.h5ad"
+    target.write_text("old")
+    full = pytest.raises(InputError, match=r"out\.h5ad: cannot write the output \(No space left")
+    with full, atomic_replacement(target) as temporary:
+        Path(temporary).write_text("half")
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+    assert [p.name for p in tmp_path.iterdir()] == ["out.h5ad"]
+    assert target.read_text() == "old"
+
+    run = tmp_path / "new" / "run"
+    with (
+        pytest.raises(InputError, match=r"run: cannot write the outputs \(No space left"),
+        staged_writes(run, ["metrics.json"], "outputs") as staging,
+    ):
+        (staging / "metrics.json").write_text("{}")
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+    assert [p.name for p in tmp_path.iterdir()] == ["out.h5ad"]  # neither run/ nor new/ left

@@ -1,6 +1,7 @@
 """An interrupted training run resumes from its checkpoint and ends exactly where an
 uninterrupted run with the same seed ends (CPU)."""
 
+import logging
 import os
 import signal
 import subprocess
@@ -145,10 +146,14 @@ def test_a_planted_checkpoint_is_refused_without_running_its_code(pbmc, tmp_path
     assert not RunsCode.marker.exists()  # was: unpickled with weights_only=False, code ran
 
 
-def test_resume_without_a_checkpoint_trains_from_the_start(pbmc, tmp_path):
+def test_resume_without_a_checkpoint_trains_from_the_start(pbmc, tmp_path, caplog):
+    """... and says so as a warning, which -q keeps: a mistyped path would otherwise start a
+    long run over without a word."""
     cells = pbmc[:200].copy()
     path = tmp_path / "none.ckpt"
-    model = dab.tl.embed(cells, "simclr", epochs=2, checkpoints=Checkpoints(path, resume=True))
+    with caplog.at_level(logging.WARNING, logger="diffaug_bio"):
+        model = dab.tl.embed(cells, "simclr", epochs=2, checkpoints=Checkpoints(path, resume=True))
+    assert f"--resume: no checkpoint at {path}; training from the start" in caplog.text
     reference = dab.tl.embed(pbmc[:200].copy(), "simclr", epochs=2)
     np.testing.assert_array_equal(model.embed(cells), reference.embed(cells))
 

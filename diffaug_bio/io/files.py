@@ -12,7 +12,7 @@ import tempfile
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
-from .._errors import InputError
+from .._errors import InputError, reason
 
 
 def check_readable(path: str | os.PathLike) -> Path:
@@ -84,24 +84,28 @@ def atomic_replacement(path: str | os.PathLike) -> Iterator[str]:
     A crash or kill at any moment leaves either the old file or the new one, never a
     half-written file; the temporary file is removed on failure, and one left by a killed
     process (its name carries the process id) is removed by the next write to ``path``.
+    A failure to write becomes one InputError naming ``path``.
     """
     path = Path(path)
     if path.is_symlink():  # replace the file the link points to, and keep the link
         path = path.resolve()
     path = check_writable(path)
     _remove_orphans(path)
-    descriptor, temporary = tempfile.mkstemp(
-        dir=path.parent, prefix=f".{path.name}.{os.getpid()}.", suffix=".tmp"
-    )
-    os.close(descriptor)
+    temporary = None
     try:
+        descriptor, temporary = tempfile.mkstemp(
+            dir=path.parent, prefix=f".{path.name}.{os.getpid()}.", suffix=".tmp"
+        )
+        os.close(descriptor)
         yield temporary
         _take_mode(temporary, path)
         os.replace(temporary, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(temporary)
-        raise
+    except OSError as error:  # a full disk, a file system that refuses the file or the rename
+        raise InputError(f"{path}: cannot write the output ({_problem(error)})") from error
+    finally:
+        if temporary is not None:  # gone once renamed
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(temporary)
 
 
 @contextlib.contextmanager
@@ -111,19 +115,22 @@ def staged_writes(folder: str | os.PathLike, names: Sequence[str], what: str) ->
     (paths relative to ``folder``) replaces its namesake, or its namesake is removed when
     none was written (a generator left by an earlier model saved there).
 
-    A failure while writing (a full disk, an interrupt) leaves ``folder`` as it was, never
-    new outputs beside old ones. At the end each staged file first moves beside its target
-    (a copy, where a symbolic link leads to another file system); only then are all renamed
-    over their targets, which needs no space. Other files in ``folder`` are kept, a name
-    that is a symbolic link keeps its link, and a replaced file keeps its permissions.
+    A failure while writing (a full disk, an interrupt) leaves ``folder`` as it was (or
+    absent, if this write was to create it), never new outputs beside old ones. At the end
+    each staged file first moves beside its target (a copy, where a symbolic link leads to
+    another file system); only then are all renamed over their targets, which needs no
+    space. Other files in ``folder`` are kept, a name that is a symbolic link keeps its
+    link, and a replaced file keeps its permissions.
     Failures become one InputError naming ``folder`` and ``what`` was written.
     """
     folder = Path(folder)
     beside: dict[Path, Path] = {}  # staged files moved next to their targets, not yet renamed
+    made: list[Path] = []  # folders this write created, removed again if it fails
     try:
         for name in names:  # found now, not after the first outputs are replaced
             if (folder / name).is_dir():
                 raise InputError(f"{folder / name}: is a folder, where the {what} have a file")
+        made = [missing for missing in (folder, *folder.parents) if not missing.exists()]
         folder.mkdir(parents=True, exist_ok=True)
         _remove_orphans(folder / "staging")
         staging = Path(
@@ -149,9 +156,18 @@ def staged_writes(folder: str | os.PathLike, names: Sequence[str], what: str) ->
             shutil.rmtree(staging, ignore_errors=True)
             for temporary in beside.values():
                 temporary.unlink(missing_ok=True)
-    except OSError as error:
-        problem = error.strerror or str(error)
-        raise InputError(f"{folder}: cannot write the {what} ({problem})") from error
+    except BaseException as error:
+        for folder_made in made:  # deepest first, if empty: nothing of this write is kept
+            with contextlib.suppress(OSError):
+                folder_made.rmdir()
+        if isinstance(error, OSError):
+            raise InputError(f"{folder}: cannot write the {what} ({_problem(error)})") from error
+        raise
+
+
+def _problem(error: OSError) -> str:
+    """What the system said went wrong (``strerror``), else the library's first sentence."""
+    return error.strerror or reason(error)
 
 
 def _take_mode(temporary: str | os.PathLike, path: Path) -> None:
