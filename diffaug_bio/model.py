@@ -285,7 +285,6 @@ class EmbeddingModel:
             rows = slice(start, start + BLOCK_ROWS)
             yield self.prepare(SequenceSet(sequences.ids[rows], sequences.sequences[rows]))
 
-    @torch.no_grad()
     def check_generates(self) -> None:
         """Refuse a model that cannot write positives."""
         if self.diffusion is None:
@@ -296,6 +295,7 @@ class EmbeddingModel:
                 "augment needs a DNA model trained with --encoder cnn or transformer"
             )
 
+    @torch.no_grad()
     def augment(
         self,
         data: ad.AnnData | SequenceSet,

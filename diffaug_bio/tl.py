@@ -12,9 +12,10 @@ import json
 import logging
 import os
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import anndata as ad
 import numpy as np
@@ -321,41 +322,49 @@ def embed_file(
     check_output(destination, "an .h5ad file", H5AD_SUFFIXES)  # an .h5ad may be its own output
     with naming(path):
         if backed:
-            return _embed_backed(path, destination, layer, key_added, train_cells, fitted,
-                                 align_genes, device, save_model, **options)  # fmt: skip
-        adata = read_cells(path, obs_columns, index_column)
-        if fitted is None:
-            get_matrix(adata, layer)  # fail on an unknown layer before any work
-        rows, columns = ("samples", "features") if table_separator(path) else ("cells", "genes")
-        logger.info("read %s: %d %s × %d %s", path, adata.n_obs, rows, adata.n_vars, columns)
-        fitted = embed(adata, layer=layer, key_added=key_added, train_cells=train_cells,
-                       model=fitted, align_genes=align_genes, device=device,
-                       **options)  # fmt: skip
+            fitted, embedding, uns_record = _embed_backed(
+                path, layer, key_added, train_cells, fitted, align_genes, device, **options
+            )
+        else:
+            adata = read_cells(path, obs_columns, index_column)
+            if fitted is None:
+                get_matrix(adata, layer)  # fail on an unknown layer before any work
+            rows, columns = ("samples", "features") if table_separator(path) else ("cells", "genes")
+            logger.info("read %s: %d %s × %d %s", path, adata.n_obs, rows, adata.n_vars, columns)
+            fitted = embed(adata, layer=layer, key_added=key_added, train_cells=train_cells,
+                           model=fitted, align_genes=align_genes, device=device,
+                           **options)  # fmt: skip
+            embedding = adata.obsm[key_added]
+
+            def uns_record(previous: Any) -> dict:  # embed has made it
+                return adata.uns["diffaug"]
+
     if not distributed.is_main():
         return fitted
-    _save_if_asked(fitted, save_model)
-    if table_separator(path):
+    if save_model is not None:  # first: a model that cannot be saved leaves the input alone
+        fitted.save(save_model)
+        logger.info("saved the model to %s", save_model)
+    if table_separator(path):  # (never backed)
         write_h5ad_atomic(adata, destination)
     else:  # a copy of the file with the two new elements: its compression, chunks and any
         # element this anndata version would rewrite differently stay as they were
-        write_embedding_beside(path, destination, key_added, adata.obsm[key_added],
-                               lambda previous: adata.uns["diffaug"])  # fmt: skip
+        write_embedding_beside(path, destination, key_added, embedding, uns_record)
     return fitted
 
 
 def _embed_backed(
     path: str | os.PathLike,
-    destination: Path,
     layer: str | None,
     key_added: str,
     train_cells: int | None,
     fitted: EmbeddingModel | None,
     align_genes: bool,
     device: str,
-    save_model: str | os.PathLike | None,
     **options: object,
-) -> EmbeddingModel:
-    """:func:`embed_file` with ``backed=True``: the matrix is read a block at a time."""
+) -> tuple[EmbeddingModel, np.ndarray | None, Callable[[Any], dict] | None]:
+    """:func:`embed_file` with ``backed=True``, up to the write: the matrix is read a block
+    at a time. Returns the model and, for the process that writes, the embedding and
+    ``uns["diffaug"]``'s record as :func:`write_embedding_beside` takes it."""
     if table_separator(path) is not None:
         raise InputError(f"{path}: --backed reads .h5ad files; a table is read whole")
     if fitted is not None:  # nothing is trained; read where the training data kept it
@@ -372,20 +381,10 @@ def _embed_backed(
             fitted = _train_expression(matrix, matrix.var_names, layer, train_cells=train_cells,
                                        device=device, **options)  # fmt: skip
         if not distributed.is_main():  # the other ranks only helped to train
-            return fitted
+            return fitted, None, None
         embedding = fitted.embed(matrix, device, align_genes)
     params = _params(fitted, **_expression_params(fitted, layer, key_added, train_cells))
-    _save_if_asked(fitted, save_model)
-    write_embedding_beside(path, destination, key_added, embedding,
-                           lambda previous: _uns_record(params, previous))  # fmt: skip
-    return fitted
-
-
-def _save_if_asked(model: EmbeddingModel, folder: str | os.PathLike | None) -> None:
-    """:func:`embed_file`'s ``save_model``, done before the ``.h5ad`` is written."""
-    if folder is not None:
-        model.save(folder)
-        logger.info("saved the model to %s", folder)
+    return fitted, embedding, lambda previous: _uns_record(params, previous)
 
 
 @dataclass
