@@ -101,7 +101,7 @@ def atomic_replacement(path: str | os.PathLike) -> Iterator[str]:
         _take_mode(temporary, path)
         os.replace(temporary, path)
     except OSError as error:  # a full disk, a file system that refuses the file or the rename
-        raise InputError(f"{path}: cannot write the output ({_problem(error)})") from error
+        raise _cannot_write(path, "output", error) from error
     finally:
         if temporary is not None:  # gone once renamed
             with contextlib.suppress(FileNotFoundError):
@@ -161,13 +161,14 @@ def staged_writes(folder: str | os.PathLike, names: Sequence[str], what: str) ->
             with contextlib.suppress(OSError):
                 folder_made.rmdir()
         if isinstance(error, OSError):
-            raise InputError(f"{folder}: cannot write the {what} ({_problem(error)})") from error
+            raise _cannot_write(folder, what, error) from error
         raise
 
 
-def _problem(error: OSError) -> str:
-    """What the system said went wrong (``strerror``), else the library's first sentence."""
-    return error.strerror or reason(error)
+def _cannot_write(target: Path, what: str, error: OSError) -> InputError:
+    """The one-line error for ``what`` that could not be written to ``target``: what the
+    system said (``strerror``), else the library's first sentence."""
+    return InputError(f"{target}: cannot write the {what} ({error.strerror or reason(error)})")
 
 
 def _take_mode(temporary: str | os.PathLike, path: Path) -> None:
