@@ -39,6 +39,13 @@ def shown(names: Sequence[object], limit: int = 5) -> str:
     return ", ".join(names[:limit]) + (" …" if len(names) > limit else "")
 
 
+def counted(count: int, noun: str, verbs: tuple[str, str] | None = None) -> str:
+    """``"1 sequence"`` / ``"2 sequences"``, followed by the verb that agrees with it when
+    ``verbs`` (singular, plural) is given: ``counted(n, "gene name", ("occurs", "occur"))``."""
+    phrase = f"{count} {noun}" if count == 1 else f"{count} {noun}s"
+    return phrase if verbs is None else f"{phrase} {verbs[count != 1]}"
+
+
 def reason(error: BaseException) -> str:
     """The first sentence of a library exception's message, on one line (its type when it
     has none), to quote in an InputError. Not the first line: Biopython, for one, breaks

@@ -21,7 +21,7 @@ import numpy as np
 import torch
 
 from . import __version__, distributed
-from ._errors import InputError, reason, whole_number
+from ._errors import InputError, counted, reason, whole_number
 from ._progress import progress
 from ._utils import keeps_global_random_state, resolve_device, seed_everything
 from .checkpoint import Checkpoints, data_digest
@@ -59,8 +59,9 @@ def _refuse_non_finite(values: torch.Tensor, what: str) -> None:
     bad = int((~torch.isfinite(values).flatten(1).all(dim=1)).sum())
     if bad:
         raise InputError(
-            f"{bad} of {len(values)} {what} are not finite (NaN or infinite): the model's "
-            "weights hold such values, or the input's values are too large for float32"
+            f"{bad} of {len(values)} {what} {'is' if bad == 1 else 'are'} not finite (NaN or "
+            "infinite): the model's weights hold such values, or the input's values are too "
+            "large for float32"
         )
 
 
@@ -108,7 +109,11 @@ class EmbeddingModel:
         """What a notebook cell ending in ``dab.tl.embed(...)`` shows."""
         inputs = f"{self.n_features} features" if self.n_features else "one-hot sequences"
         training = self.training
-        state = f"{training['method']}, {training['epochs']} epochs" if training else "untrained"
+        state = (
+            f"{training['method']}, {counted(training['epochs'], 'epoch')}"
+            if training
+            else "untrained"
+        )
         return (
             f"EmbeddingModel({self.modality.name}: {inputs} → {self.encoder_kind} encoder → "
             f"{self.dim} dims; {state})"
@@ -196,8 +201,9 @@ class EmbeddingModel:
             checkpoints,
         )
         logger.info(
-            "training %s encoder (%s, dim %d) on %d items for %d epochs on %s",
-            self.modality.name, self.encoder_kind, self.dim, len(data), epochs, torch_device,
+            "training %s encoder (%s, dim %d) on %d items for %s on %s",
+            self.modality.name, self.encoder_kind, self.dim, len(data), counted(epochs, "epoch"),
+            torch_device,
         )  # fmt: skip
         trainer_method.fit(trainer, data, epochs)
         self.encoder = self.encoder.cpu().eval()

@@ -23,7 +23,7 @@ import pandas as pd
 from sklearn.model_selection import train_test_split
 
 from . import __version__, distributed
-from ._errors import InputError, naming, shown, whole_number
+from ._errors import InputError, counted, naming, shown, whole_number
 from .checkpoint import Checkpoints
 from .evaluate import linear_probe, majority_fraction
 from .io.expression import (
@@ -433,8 +433,8 @@ def unique_ids(sequences: SequenceSet) -> pd.Index:
     if ids.has_duplicates:
         repeated = ids[ids.duplicated()].unique()
         logger.warning(
-            "%d sequence ids occur more than once (%s); their repeats are named ID-1, ID-2, … "
-            "in the output", len(repeated), shown(list(repeated)),
+            "%s more than once (%s); their repeats are named ID-1, ID-2, … in the output",
+            counted(len(repeated), "sequence id", ("occurs", "occur")), shown(list(repeated)),
         )  # fmt: skip
     return ad.utils.make_index_unique(ids)
 

@@ -212,7 +212,7 @@ def test_training_leaves_the_callers_random_streams_where_they_were(pbmc):
     dab.tl.embed(again, "simclr", epochs=1, dim=4, seed=3)
     np.testing.assert_array_equal(again.obsm["X_diffaug"], pbmc.obsm["X_diffaug"])
     assert repr(model) == (
-        "EmbeddingModel(expression: 765 features → mlp encoder → 4 dims; simclr, 1 epochs)"
+        "EmbeddingModel(expression: 765 features → mlp encoder → 4 dims; simclr, 1 epoch)"
     )
 
 

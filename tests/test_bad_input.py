@@ -148,7 +148,7 @@ CASES = {
     ),
     "empty sequence": (
         ["train-dna", "{empty_sequence}", "-o", "{tmp}/run"],
-        "empty_seq.fa: 1 empty sequences (first: s2)",
+        "empty_seq.fa: 1 empty sequence (first: s2)",
     ),
     "unknown benchmark offline": (
         ["train-dna", "no_such_dataset", "--gb-root", "{tmp}", "-o", "{tmp}/run"],
@@ -176,7 +176,7 @@ CASES = {
     ),
     "sequence without a k-mer": (
         ["train-dna", "{short_sequence}", "--encoder", "kmer", "-o", "{tmp}/run"],
-        "short.fa: 1 sequences hold no 7-mer of A/C/G/T",
+        "short.fa: 1 sequence holds no 7-mer of A/C/G/T",
     ),
     "--max-len for k-mers": (
         ["train-dna", "{promoters}", "--encoder", "kmer", "--max-len", "100", "-o", "{tmp}/run"],
@@ -269,11 +269,11 @@ CASES = {
     ),
     "repeated gene names": (
         ["embed", "{repeated_genes}", "-o", "{tmp}/o.h5ad"],
-        "repeated_genes.h5ad: 1 gene names occur more than once (g0)",
+        "repeated_genes.h5ad: 1 gene name occurs more than once (g0)",
     ),
     "repeated gene names with a model": (
         ["embed", "{repeated_genes}", "--model", "{cells_model}", "-o", "{tmp}/o.h5ad"],
-        "1 gene names occur more than once (g0)",
+        "1 gene name occurs more than once (g0)",
     ),
     "no variation between cells": (
         ["embed", "{constant}"],
@@ -324,11 +324,11 @@ CASES = {
     ),
     "empty label": (
         ["train-dna", "{empty_label}", "-o", "{tmp}/run"],
-        "empty_label.csv: 1 sequences have an empty or missing (NA) label (first: seq1)",
+        "empty_label.csv: 1 sequence has an empty or missing (NA) label (first: seq1)",
     ),
     "missing sequence": (
         ["train-dna", "{na_sequence}", "-o", "{tmp}/run"],
-        "na_sequence.csv: 1 sequences are missing (None, NaN or NA): seq1",
+        "na_sequence.csv: 1 sequence is missing (None, NaN or NA): seq1",
     ),  # was trained on as the sequence "NA"
     "FASTA with a comment before the first record": (
         ["train-dna", "{commented}", "-o", "{tmp}/run"],
@@ -445,7 +445,7 @@ def test_repeated_genes_are_one_error_without_anndatas_warning(tmp_path):
         repeated.write_h5ad(path)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")  # shown each time, as in a fresh process
-        with pytest.raises(dab.InputError, match=r"gene names occur more than once \(g0\)"):
+        with pytest.raises(dab.InputError, match=r"gene name occurs more than once \(g0\)"):
             dab.tl.embed_file(path, tmp_path / "o.h5ad", method="simclr", epochs=1)
     assert [str(w.message) for w in caught if "not unique" in str(w.message)] == []
 
@@ -462,7 +462,7 @@ def test_repeated_cell_names_are_one_warning_of_the_package(tmp_path, caplog):
         adata = dab.io.read_h5ad(path)
     assert adata.n_obs == 40
     assert [str(w.message) for w in caught if "not unique" in str(w.message)] == []
-    assert "1 cell names occur more than once (c0)" in caplog.text
+    assert "1 cell name occurs more than once (c0)" in caplog.text
 
 
 def test_fewer_cells_than_a_batch_still_train(tmp_path):

@@ -131,7 +131,7 @@ def test_train_dna_writes_three_outputs_and_embed_dna_reuses_the_model(
     longer.write_text(">long\n" + "ACGT" * 80 + "\n>short\nACGTACGT\n")  # window: 251
     cropped = run("embed-dna", longer, "--model", out / "model", "-o", tmp_path / "longer.h5ad")
     assert cropped.exit_code == 0, cropped.output
-    assert "1 sequences longer than the 251-base window are centre-cropped" in cropped.output
+    assert "1 sequence is longer than the 251-base window (centre-cropped)" in cropped.output
 
 
 def test_train_dna_transformer_on_a_csv_without_split(tmp_path, promoters_fasta):

@@ -239,7 +239,7 @@ def test_repeated_sequence_ids_get_distinct_names_in_every_output(
     result = CliRunner().invoke(cli, ["augment", str(repeated), "--model", str(run / "model"),
                                       "-n", "2", "-o", str(out)])  # fmt: skip
     assert result.exit_code == 0, result.output
-    assert "1 sequence ids occur more than once (same)" in result.output
+    assert "1 sequence id occurs more than once (same)" in result.output
     names = [record.id for record in SeqIO.parse(out, "fasta")]
     assert names == ["same-aug0", "same-1-aug0", "same-2-aug0",
                      "same-aug1", "same-1-aug1", "same-2-aug1"]  # fmt: skip

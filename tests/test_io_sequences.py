@@ -9,6 +9,7 @@ import torch
 from Bio import SeqIO
 
 from diffaug_bio import InputError, tl
+from diffaug_bio._errors import counted
 from diffaug_bio.io import (
     SequenceEncoding,
     SequenceSet,
@@ -99,7 +100,7 @@ def test_empty_inputs_are_refused(tmp_path):
         read_sequence_file(empty)
     blank = tmp_path / "blank.fa"
     blank.write_text(">a\nACGT\n>b\n\n")
-    with pytest.raises(InputError, match="1 empty sequences"):
+    with pytest.raises(InputError, match="1 empty sequence"):
         read_sequence_file(blank)
 
 
@@ -146,18 +147,18 @@ def test_max_len_defaults_to_longest_and_crops_beyond(promoters_fasta):
 
 
 def test_missing_or_empty_sequences_are_refused_not_read_as_letters(tmp_path):
-    with pytest.raises(InputError, match=r"1 sequences are missing \(None, NaN or NA\): b"):
+    with pytest.raises(InputError, match=r"1 sequence is missing \(None, NaN or NA\): b"):
         SequenceSet.of(pd.Series(["ACGTACGTAC", np.nan], index=["a", "b"]))  # was "nan"
     with pytest.raises(InputError, match=r"2 sequences are missing .*: seq1, seq2"):
         SequenceSet.of(["ACGT", None, pd.NA])
-    with pytest.raises(InputError, match=r"1 empty sequences \(first: seq1\)"):
+    with pytest.raises(InputError, match=r"1 empty sequence \(first: seq1\)"):
         SequenceSet.of(["ACGT", ""])  # was embedded as pure padding
     r_table = tmp_path / "from_r.csv"  # R's write.csv: NA for what is missing
     r_table.write_text("id,seq,label\nNA,ACGT,a\nr2,NA,b\nr3,GGCA,b\n")
-    with pytest.raises(InputError, match=r"from_r.csv: 1 sequences are missing .*: r2"):
+    with pytest.raises(InputError, match=r"from_r.csv: 1 sequence is missing .*: r2"):
         read_sequence_file(r_table)  # was the 2-base sequence "NA"
     r_table.write_text("id,seq,label\nNA,ACGT,a\nr2,ACGG,NA\nr3,GGCA,b\n")
-    with pytest.raises(InputError, match=r"1 sequences have an empty or missing \(NA\) label "
+    with pytest.raises(InputError, match=r"1 sequence has an empty or missing \(NA\) label "
                                          r"\(first: r2\)"):  # fmt: skip
         read_sequence_file(r_table)  # was a third class, "NA"
     r_table.write_text("id,seq,label\nNA,ACGT,a\nr2,ACGG,b\n")
@@ -287,3 +288,11 @@ def test_seqrecords_and_dataframes_are_sequences_other_objects_are_refused(promo
         SequenceSet.of([b"ACGT"])
     with pytest.raises(InputError, match="not one string"):
         SequenceSet.of("ACGT")
+
+
+def test_counts_in_messages_agree_with_their_nouns():
+    assert counted(1, "sequence", ("is", "are")) == "1 sequence is"
+    assert counted(3, "sequence", ("is", "are")) == "3 sequences are"
+    assert counted(0, "epoch") == "0 epochs"
+    with pytest.raises(InputError, match=r"^2 sequences have an empty or missing"):
+        SequenceSet.of(pd.DataFrame({"seq": ["ACGT", "ACGA", "ACGG"], "label": ["a", "", None]}))

@@ -30,7 +30,7 @@ import pandas as pd
 import scanpy as sc
 from scipy import sparse
 
-from .._errors import InputError, shown, whole_number
+from .._errors import InputError, counted, shown, whole_number
 from .._utils import keeps_torch_threads
 
 logger = logging.getLogger("diffaug_bio")
@@ -168,8 +168,9 @@ def check_unique_genes(var_names: pd.Index) -> None:
     """Refuse repeated gene names: a model finds its genes by name."""
     repeated = var_names[var_names.duplicated()].unique()
     if len(repeated):
+        names = counted(len(repeated), "gene name", ("occurs", "occur"))
         raise InputError(
-            f"{len(repeated)} gene names occur more than once ({shown(list(repeated))}); make "
+            f"{names} more than once ({shown(list(repeated))}); make "
             "them unique first (adata.var_names_make_unique() in Python)"
         )
 
@@ -213,10 +214,9 @@ def _refuse_empty_cells(
     empty = np.flatnonzero(np.asarray(matrix.sum(axis=1)).ravel() == 0)
     if len(empty):
         empty = empty if rows is None else rows[empty]
-        cells = "1 cell" if len(empty) == 1 else f"{len(empty)} cells"
         raise InputError(
-            f"{cells} with no counts at all (row {shown(empty)}, counted from 0); filter them "
-            "out first (sc.pp.filter_cells(adata, min_counts=1))"
+            f"{counted(len(empty), 'cell')} with no counts at all (row {shown(empty)}, counted "
+            "from 0); filter them out first (sc.pp.filter_cells(adata, min_counts=1))"
         )
 
 

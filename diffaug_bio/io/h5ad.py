@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 from scipy import sparse
 
-from .._errors import InputError, reason, shown
+from .._errors import InputError, counted, reason, shown
 from .expression import matrix_name, reads_x, unknown_layer
 from .files import atomic_replacement, check_readable
 
@@ -38,8 +38,9 @@ def read_h5ad(path: str | os.PathLike, backed: bool = False) -> ad.AnnData:
         raise InputError(f"{path}: cannot be read as AnnData ({reason(error)})") from error
     if not adata.obs_names.is_unique:  # embedded all the same; said once, as the package
         repeated = adata.obs_names[adata.obs_names.duplicated()].unique()
-        logger.warning("%s: %d cell names occur more than once (%s); obsm rows follow the "
-                       "file's order", path, len(repeated), shown(list(repeated)))  # fmt: skip
+        logger.warning("%s: %s more than once (%s); obsm rows follow the file's order", path,
+                       counted(len(repeated), "cell name", ("occurs", "occur")),
+                       shown(list(repeated)))  # fmt: skip
     if adata.n_obs == 0 or adata.n_vars == 0:
         raise InputError(f"{path}: empty AnnData ({adata.n_obs} cells × {adata.n_vars} genes)")
     return adata

@@ -18,7 +18,7 @@ import pandas as pd
 from scipy import sparse
 from sklearn.feature_extraction.text import CountVectorizer
 
-from .._errors import InputError, shown, whole_number
+from .._errors import InputError, counted, shown, whole_number
 from .expression import ExpressionPreprocessing
 from .sequences import SequenceSet, check_alphabet
 
@@ -104,8 +104,9 @@ def _counts(
     empty = np.flatnonzero(np.asarray(counts.sum(axis=1)).ravel() == 0)
     if len(empty):
         names = [sequences.ids[i] for i in empty]
+        without_kmers = counted(len(empty), "sequence", ("holds", "hold"))
         raise InputError(
-            f"{len(empty)} sequences hold no {k}-mer of A/C/G/T (shorter than {k} bases, or "
+            f"{without_kmers} no {k}-mer of A/C/G/T (shorter than {k} bases, or "
             f"ambiguous bases only): {shown(names)}; {advice}"
         )
     return counts

@@ -29,7 +29,7 @@ from Bio import SeqIO
 from Bio.Seq import MutableSeq, Seq
 from Bio.SeqRecord import SeqRecord
 
-from .._errors import InputError, naming, reason, shown, whole_number
+from .._errors import InputError, counted, naming, reason, shown, whole_number
 from .files import atomic_replacement, check_readable
 
 logger = logging.getLogger("diffaug_bio")
@@ -100,18 +100,18 @@ class SequenceSet:
         self.sequences = [_text(value, name) for name, value in zip(self.ids, self.sequences)]
         missing = [name for name, value in zip(self.ids, self.sequences) if value is None]
         if missing:
-            raise InputError(
-                f"{len(missing)} sequences are missing (None, NaN or NA): {shown(missing)}"
-            )
+            missing_count = counted(len(missing), "sequence", ("is", "are"))
+            raise InputError(f"{missing_count} missing (None, NaN or NA): {shown(missing)}")
         empty = [name for name, sequence in zip(self.ids, self.sequences) if not sequence]
         if empty:
-            raise InputError(f"{len(empty)} empty sequences (first: {empty[0]})")
+            raise InputError(f"{counted(len(empty), 'empty sequence')} (first: {empty[0]})")
         if self.labels is not None:
             labels = ["" if _missing(label) else str(label).strip() for label in self.labels]
             unlabelled = [name for name, label in zip(self.ids, labels) if not label]
             if unlabelled:
+                without_label = counted(len(unlabelled), "sequence", ("has", "have"))
                 raise InputError(
-                    f"{len(unlabelled)} sequences have an empty or missing (NA) label (first: "
+                    f"{without_label} an empty or missing (NA) label (first: "
                     f"{unlabelled[0]}); label every sequence, or give no labels to train "
                     "without them"
                 )
@@ -479,8 +479,8 @@ class SequenceEncoding:
         cropped = sum(len(s) > self.max_len for s in sequences.sequences)
         if cropped:
             logger.warning(
-                "%d sequences longer than the %d-base window are centre-cropped",
-                cropped, self.max_len,
+                "%s longer than the %d-base window (centre-cropped)",
+                counted(cropped, "sequence", ("is", "are")), self.max_len,
             )  # fmt: skip
 
     def transform(self, sequences: SequenceSet) -> np.ndarray:
