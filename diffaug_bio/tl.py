@@ -113,6 +113,15 @@ def _expression_params(
             "train_cells": train_cells}  # fmt: skip
 
 
+def _warn_if_replacing(key: str, obsm_keys: Sequence[str], previous_uns: object) -> None:
+    """Say so, before any training, when ``key`` names an obsm entry this package did not
+    write (``--key-added X_pca``): scanpy replaces its keys silently, but here the name is
+    the user's choice, and a mistaken one would lose another tool's embedding."""
+    written = previous_uns.get("embeddings", {}) if isinstance(previous_uns, Mapping) else {}
+    if key in obsm_keys and key not in written:
+        logger.warning("obsm[%r] holds an embedding diffaug-bio did not write: it is replaced", key)
+
+
 def check_key(key_added: str) -> None:
     """Refuse an obsm key that would damage the written file: h5py reads "" as the obsm
     group itself and "/" as a path separator."""
@@ -187,6 +196,7 @@ def embed(
             "a backed AnnData is not loaded to train on: use tl.embed_file(path, backed=True), "
             "which trains on a sample read block by block"
         )
+    _warn_if_replacing(key_added, list(adata.obsm), adata.uns.get("diffaug"))
     if model is not None:
         _refuse_training_options(method=method, epochs=epochs, batch_size=batch_size, dim=dim,
                                  n_top_genes=n_top_genes, normalisation=normalisation,
@@ -375,6 +385,7 @@ def _embed_backed(
         layer, train_cells = fitted.recipe.layer if layer is None else layer, None
     with BackedMatrix(path, layer) as matrix:
         logger.info("opened %s backed: %d cells × %d genes", path, *matrix.shape)
+        _warn_if_replacing(key_added, matrix.obsm_keys, matrix.uns_diffaug)
         if fitted is None:
             requested = DEFAULT_BACKED_TRAIN_CELLS if train_cells is None else train_cells
             train_cells = _cells_to_train(requested, matrix.shape[0])

@@ -268,3 +268,14 @@ def test_augmenting_nothing_is_one_clear_error(pbmc):
         dab.tl.augment(pbmc[:0].copy(), model)  # was an IndexError in the noise schedule
     with pytest.raises(InputError, match="no sequences to augment"):
         dab.tl.augment([], model)
+
+
+def test_a_key_another_tool_wrote_is_replaced_with_a_warning(pbmc, caplog):
+    scanpy_pca = pbmc.obsm["X_pca"].copy()
+    dab.tl.embed(pbmc, "simclr", epochs=1, dim=4, key_added="X_pca")
+    assert "obsm['X_pca'] holds an embedding diffaug-bio did not write" in caplog.text
+    assert pbmc.obsm["X_pca"].shape == (pbmc.n_obs, 4) != scanpy_pca.shape
+    caplog.clear()
+    dab.tl.embed(pbmc, "simclr", epochs=1, dim=4, key_added="X_pca")  # now its own: no warning
+    dab.tl.embed(pbmc, "simclr", epochs=1, dim=4, key_added="X_new")
+    assert "did not write" not in caplog.text

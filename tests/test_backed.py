@@ -97,6 +97,7 @@ def test_embed_backed_in_place_with_a_model_and_a_layer(bladder, tmp_path):
     result = run("embed", path, "--backed", "--layer", "counts", "--method", "simclr",
                  "--epochs", "1", "--dim", "8", "--save-model", tmp_path / "m")  # fmt: skip
     assert result.exit_code == 0, result.output
+    assert "obsm['X_diffaug'] holds an embedding diffaug-bio did not write" in result.output
     first = ad.read_h5ad(path)
     assert first.obsm["X_diffaug"].shape == (bladder.n_obs, 8)
     assert first.uns["diffaug"]["params"]["layer"] == "counts"
@@ -104,6 +105,7 @@ def test_embed_backed_in_place_with_a_model_and_a_layer(bladder, tmp_path):
     np.testing.assert_array_equal(first.layers["counts"].toarray(), counts.toarray())
     result = run("embed", path, "--backed", "--model", tmp_path / "m", "--key-added", "X_again")
     assert result.exit_code == 0, result.output
+    assert "did not write" not in result.output
     second = ad.read_h5ad(path)
     np.testing.assert_allclose(second.obsm["X_again"], first.obsm["X_diffaug"], atol=1e-5)
     records = second.uns["diffaug"]["embeddings"]  # the first run's record is kept

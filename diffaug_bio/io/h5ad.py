@@ -77,6 +77,15 @@ class BackedMatrix:
             cells, genes = self.shape
             raise InputError(f"{path}: empty AnnData ({cells} cells × {genes} genes)")
 
+    @property
+    def obsm_keys(self) -> list[str]:
+        return list(self._file["obsm"]) if "obsm" in self._file else []
+
+    @property
+    def uns_diffaug(self) -> Any:
+        """The file's ``uns["diffaug"]`` (None if it has none)."""
+        return ad.io.read_elem(self._file["uns/diffaug"]) if "uns/diffaug" in self._file else None
+
     def _element(self, layer: str | None) -> h5py.Dataset | h5py.Group:
         if reads_x(layer):
             if "X" not in self._file:
