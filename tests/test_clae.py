@@ -185,10 +185,12 @@ def test_auxiliary_bn_is_removed_even_when_training_fails(monkeypatch):
 
 @pytest.mark.parametrize(
     ("options", "flag"),
-    [({"alpha": -1}, "--alpha"), ({"epsilon": 0}, "--epsilon"), ({"flip_rate": 0}, "--flip-rate"),
-     ({"flip_rate": 1.5}, "--flip-rate"), ({"rounds": 2}, "--rounds")],
+    [({"alpha": -1}, "^alpha must"), ({"epsilon": 0}, "--epsilon"),
+     ({"flip_rate": 0}, "^flip_rate must"), ({"flip_rate": 1.5}, "^flip_rate must"),
+     ({"rounds": 2}, "--rounds")],
 )  # fmt: skip
-def test_bad_options_are_input_errors_naming_the_flag(options, flag):
+def test_bad_options_are_input_errors_naming_the_option(options, flag):
+    """By its flag where the command line has one, else by its Python keyword."""
     with pytest.raises(InputError, match=flag):
         CLAE(DNA, **options)
 

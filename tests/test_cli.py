@@ -233,6 +233,7 @@ def test_the_options_state_the_codes_choices_and_defaults():
     from diffaug_bio.io.expression import DEFAULT_NORMALISATION, RECIPE_NORMALISATIONS
     from diffaug_bio.io.kmers import DEFAULT_K, K_RANGE
     from diffaug_bio.methods import METHODS, DiffAug, Method
+    from diffaug_bio.methods.base import COMMAND_LINE_OPTIONS
     from diffaug_bio.methods.clae import CLAEOptions
     from diffaug_bio.methods.diffaug import DiffAugOptions
     from diffaug_bio.methods.du import PRIORS
@@ -260,6 +261,7 @@ def test_the_options_state_the_codes_choices_and_defaults():
     assert stated.CHECKPOINT_EVERY_S == DEFAULT_EVERY_S
     assert stated.DEFAULT_KEY == tl.DEFAULT_KEY
     assert stated.BACKED_TRAIN_CELLS == tl.DEFAULT_BACKED_TRAIN_CELLS
+    assert set(stated.METHOD_OPTIONS) == COMMAND_LINE_OPTIONS  # messages name these by flag
     assert (stated.DNA_ENCODERS, stated.FIT_ON) == (tl.DNA_ENCODERS, tl.FIT_ON)
     assert (stated.DEFAULT_K, stated.K_RANGE, stated.SEED_MAX) == (DEFAULT_K, K_RANGE, SEED_MAX)
 

@@ -167,7 +167,7 @@ def test_viewmaker_trains_encoder_and_viewmaker_end_to_end(modality, data):
 
 @pytest.mark.parametrize(
     ("options", "message"),
-    [({"epsilon": 0.0}, "--epsilon must be > 0"), ({"noise_dim": 0}, "--noise-dim")],
+    [({"epsilon": 0.0}, "--epsilon must be > 0"), ({"noise_dim": 0}, "^noise_dim must")],
 )
 def test_bad_options_name_the_flag(options, message):
     with pytest.raises(InputError, match=message):

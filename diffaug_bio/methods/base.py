@@ -15,6 +15,17 @@ from ..io.expression import DEFAULT_N_TOP_GENES
 from ..modality import Modality
 from ..train import ContrastiveTrainer
 
+COMMAND_LINE_OPTIONS = frozenset({"loss", "temperature", "warmup", "rounds", "replace_fraction",
+                                  "noise_level", "guidance", "schedule", "process", "prior",
+                                  "sigma", "epsilon"})  # fmt: skip
+"""The method options the command line offers; the others are Python keywords only."""
+
+
+def option_name(name: str) -> str:
+    """How messages name a method option: by its flag (``--noise-level``) where the command
+    line has one, else by the keyword a Python caller gave (``bank_size``)."""
+    return "--" + name.replace("_", "-") if name in COMMAND_LINE_OPTIONS else name
+
 
 @dataclass
 class MethodOptions:
@@ -28,7 +39,7 @@ class MethodOptions:
         hints = get_type_hints(type(self))
         for option in fields(self):  # int options are counts (whole, ≥ 1); floats numbers
             value, hint = getattr(self, option.name), hints[option.name]
-            name = "--" + option.name.replace("_", "-")
+            name = option_name(option.name)
             if int in (hint, *get_args(hint)) and value is not None:
                 setattr(self, option.name, whole_number(name, value, 1))
             elif float in (hint, *get_args(hint)) and value is not None:
@@ -56,7 +67,7 @@ class Method(ABC):
     def __init__(self, modality: Modality, **options: object):
         unknown = sorted(set(options) - set(self.Options.__dataclass_fields__))
         if unknown:
-            names = ", ".join("--" + option.replace("_", "-") for option in unknown)
+            names = ", ".join(option_name(option) for option in unknown)
             raise InputError(f"{names}: not an option of --method {self.name}")
         self.modality = modality
         self.options = self.Options(**options)

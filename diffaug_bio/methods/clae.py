@@ -61,11 +61,11 @@ class CLAEOptions(MethodOptions):
     def __post_init__(self) -> None:
         super().__post_init__()
         if self.alpha < 0:
-            raise InputError("--alpha must be at least 0")
+            raise InputError("alpha must be at least 0")
         if self.epsilon <= 0:
             raise InputError("--epsilon must be > 0")
         if not 0 < self.flip_rate <= 1:
-            raise InputError("--flip-rate must lie in (0, 1]")
+            raise InputError("flip_rate must lie in (0, 1]")
 
 
 class CLAE(Method):

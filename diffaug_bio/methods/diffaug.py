@@ -27,7 +27,7 @@ from ..diffusion import ConditionalDiffusion, make_schedule
 from ..diffusion.schedules import BETA_SCHEDULES, SCHEDULES
 from ..modality import Modality
 from ..train import ContrastiveTrainer, embed
-from .base import Method, MethodOptions
+from .base import Method, MethodOptions, option_name
 
 CONDITION_DROPOUT = 0.15
 
@@ -86,7 +86,7 @@ class DiffAugOptions(MethodOptions):
             raise InputError("--guidance must be at least 0")
         for name in ("warmup_share", "replace_fraction", "noise_level"):
             if not 0 <= getattr(self, name) <= 1:
-                raise InputError(f"--{name.replace('_', '-')} must lie in [0, 1]")
+                raise InputError(f"{option_name(name)} must lie in [0, 1]")
 
 
 def with_generated(

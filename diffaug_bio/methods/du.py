@@ -56,9 +56,9 @@ class DUOptions(MethodOptions):
         if self.sigma is not None and self.sigma <= 0:
             raise InputError("--sigma must be > 0")
         if self.ridge <= 0:
-            raise InputError("--ridge must be > 0")
+            raise InputError("ridge must be > 0")
         if not 0 < self.prior_share < 1:
-            raise InputError("--prior-share must lie in (0, 1)")
+            raise InputError("prior_share must lie in (0, 1)")
 
 
 _SAME_PRIOR = (
