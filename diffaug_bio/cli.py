@@ -330,8 +330,8 @@ def cli(quiet: bool, verbose: bool) -> None:
     default=None,
     help="How raw counts are normalised: pearson (Pearson residuals) or log1p "
     f"(normalize_total + log1p) [default: {DEFAULT_NORMALISATION}]; named, either also reads "
-    "non-integer counts (EM quantifiers). none: values used as they are, integers too (a "
-    "table of ages or doses). Other input is used as it is.",
+    "non-integer counts (EM quantifiers) when some value exceeds 88.7. none: values used as "
+    "they are, integers too (a table of ages or doses). Other input is used as it is.",
 )
 @training_options
 @checkpoint_options

@@ -316,8 +316,15 @@ CASES = {
         "not_log.h5ad: the values of X reach 375: not a log scale, which choosing highly "
         "variable genes assumes; run sc.pp.log1p on them, give raw counts (--layer; non-integer "
         "counts with --normalisation pearson or log1p), or keep all 30 features with "
-        "--n-top-genes",
+        "--n-top-genes 30",
     ),  # scanpy's expm1 overflowed: an internal error
+    "raw counts used as they are, with genes to choose": (
+        ["embed", "{bladder}", "--normalisation", "none", "--n-top-genes", "10"],
+        "the values of X reach 303: not a log scale, which choosing highly variable genes "
+        "assumes; used as they are (--normalisation none): run sc.pp.log1p on them, or let raw "
+        "counts be normalised (leave out --normalisation none), or keep all 3000 features with "
+        "--n-top-genes 3000",
+    ),  # advised raw counts, which it was given
     "not a tensor": (
         ["embed-dna", "{not_a_tensor}", "--model", "{kmer_model}", "-o", "{tmp}/o.h5ad"],
         "bad.pt: cannot be read as tensor",

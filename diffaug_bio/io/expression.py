@@ -355,11 +355,17 @@ class ExpressionPreprocessing:
         if len(genes) > n_top_genes and non_negative:
             largest = _values(matrix).max(initial=0)
             if largest > LOG_SCALE_LIMIT:
+                remedies = (
+                    "used as they are (--normalisation none): run sc.pp.log1p on them, or let "
+                    "raw counts be normalised (leave out --normalisation none)"
+                    if input_kind == AS_IS
+                    else "run sc.pp.log1p on them, give raw counts (--layer; non-integer counts "
+                    "with --normalisation pearson or log1p)"
+                )
                 raise InputError(
                     f"the values of {matrix_name(layer)} reach {largest:.4g}: not a log scale, "
-                    "which choosing highly variable genes assumes; run sc.pp.log1p on them, give "
-                    "raw counts (--layer; non-integer counts with --normalisation pearson or "
-                    f"log1p), or keep all {len(genes)} features with --n-top-genes"
+                    f"which choosing highly variable genes assumes; {remedies}, or keep all "
+                    f"{len(genes)} features with --n-top-genes {len(genes)}"
                 )
             scratch = ad.AnnData(matrix, var=pd.DataFrame(index=pd.Index(genes)))
             with warnings.catch_warnings():  # said once below, as the package's warning
