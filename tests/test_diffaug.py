@@ -15,6 +15,7 @@ import diffaug_bio as dab
 from diffaug_bio import InputError
 from diffaug_bio.cli import cli
 from diffaug_bio.io.expression import pearson_residuals
+from diffaug_bio.methods import diffaug as diffaug_module
 from diffaug_bio.methods.diffaug import DiffAug, with_generated
 from diffaug_bio.modality import EXPRESSION
 from diffaug_bio.train import ContrastiveTrainer
@@ -38,6 +39,18 @@ def test_with_generated_replaces_the_asked_share_of_positives():
     assert abs((first | second).float().mean().item() - 0.3) < 0.05
     assert abs(first.float().sum().item() / (first | second).sum().item() - 0.5) < 0.1
     assert (first | second | (positives == -1).all(1)).all()
+
+
+def test_with_generated_takes_each_items_own_bank_row():
+    """A batch holds items in any order: a generated positive is drawn from its item's own
+    bank row (by item index), never from the row at the item's place in the batch."""
+    items = torch.arange(50.0)[:, None].repeat(1, 3)
+    bank = torch.stack([10 * items, 10 * items + 1])  # item i's two positives: 10 i, 10 i + 1
+    index = torch.randperm(50, generator=torch.Generator().manual_seed(1))
+    pairs = with_generated(lambda x, i, g: (x, x), bank, 1.0, decode=lambda codes, x: codes)
+    _, positives = pairs(items[index], index, torch.Generator().manual_seed(0))
+    own = positives[:, 0] - 10 * index
+    assert set(own.tolist()) == {0.0, 1.0}  # both of each item's positives drawn, no other
 
 
 @pytest.mark.parametrize(
@@ -87,6 +100,31 @@ def test_diffaug_trains_generator_every_round_and_saves_it(bladder, tmp_path):
     assert config["denoiser_width"] == 256 == loaded.diffusion.denoiser.conditioning.width
     del config["denoiser_width"]
     assert loaded._new_diffusion(config).denoiser.conditioning.width == 512
+
+
+def test_each_round_refits_the_generator_to_the_current_encoder_and_renews_the_bank(
+    pbmc, monkeypatch
+):
+    """Round 2's M-step is conditioned on embeddings of the encoder round 1 trained (not on
+    round 1's), and round 2 draws from a freshly generated bank."""
+    conditions, banks = [], []
+    fit = dab.diffusion.ConditionalDiffusion.fit
+    pairs = diffaug_module.with_generated
+
+    def recording_fit(self, data, condition, *args, **kwargs):
+        conditions.append(condition.clone())
+        return fit(self, data, condition, *args, **kwargs)
+
+    def recording_pairs(warmup, bank, *args):
+        banks.append(bank.clone())
+        return pairs(warmup, bank, *args)
+
+    monkeypatch.setattr(dab.diffusion.ConditionalDiffusion, "fit", recording_fit)
+    monkeypatch.setattr(diffaug_module, "with_generated", recording_pairs)
+    dab.tl.embed(pbmc[:100].copy(), "diffaug", epochs=4, dim=4, seed=0, **FAST)
+    assert len(conditions) == len(banks) == FAST["rounds"]
+    assert not torch.allclose(conditions[0], conditions[1])  # the encoder moved in round 1
+    assert not torch.allclose(banks[0], banks[1])
 
 
 def test_diffaug_same_seed_same_embedding(pbmc):
@@ -148,6 +186,7 @@ def test_augment_cells_writes_generated_cells_on_the_models_genes(pbmc, tmp_path
     own = np.linalg.norm(generated.X[:700] - pbmc.X, axis=1)
     other = np.linalg.norm(generated.X[:700] - pbmc.X[::-1], axis=1)
     assert np.median(own) < np.median(other)
+    assert not np.allclose(generated.X[:700], generated.X[700:])  # two draws, not one twice
     assert generated.uns["diffaug"]["params"]["normalisation"] == "none"  # pbmc: used as read
 
 
@@ -222,6 +261,10 @@ def test_augment_dna_writes_valid_fasta(nontata_dir, promoters_fasta, tmp_path):
     assert len(records) == 120
     assert all(set(str(r.seq)) <= set("ACGT") and len(r.seq) == 251 for r in records)
     assert records[0].id.endswith("-aug0") and records[-1].id.endswith("-aug2")
+    first, second = records[:40], records[40:80]  # each source's -aug0, then its -aug1
+    sources = [record.id.removesuffix("-aug0") for record in first]
+    assert sources == [record.id.removesuffix("-aug1") for record in second]
+    assert sum(a.seq != b.seq for a, b in zip(first, second)) > 30  # independent draws
 
 
 def test_repeated_sequence_ids_get_distinct_names_in_every_output(

@@ -59,6 +59,7 @@ def test_sigkill_during_a_write_leaves_the_old_or_the_new_file(tmp_path):
     deadline = time.monotonic() + 60
     while not list(tmp_path.glob(".out.h5ad.*.tmp")) and time.monotonic() < deadline:
         time.sleep(0.002)  # the temporary file exists: the write is under way
+    assert list(tmp_path.glob(".out.h5ad.*.tmp")), "the write went to no temporary file"
     process.send_signal(signal.SIGKILL)
     process.wait()
 
@@ -150,3 +151,18 @@ def test_a_failed_write_is_one_error_and_leaves_no_trace(tmp_path):
         (staging / "metrics.json").write_text("{}")
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
     assert [p.name for p in tmp_path.iterdir()] == ["out.h5ad"]  # neither run/ nor new/ left
+
+
+def test_an_h5ad_that_fails_halfway_leaves_the_old_file(tmp_path, monkeypatch):
+    target = tmp_path / "out.h5ad"
+    target.write_text("old")
+
+    def half_then_full(adata, path, *args, **kwargs):
+        Path(path).write_text("half")
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(ad.AnnData, "write_h5ad", half_then_full)
+    with pytest.raises(InputError, match="cannot write the output"):
+        write_h5ad_atomic(ad.AnnData(np.ones((2, 2), dtype=np.float32)), target)
+    assert target.read_text() == "old"
+    assert [p.name for p in tmp_path.iterdir()] == ["out.h5ad"]
