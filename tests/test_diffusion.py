@@ -116,6 +116,22 @@ def test_partial_noising_keeps_positives_near_their_anchor(trained_two_cluster_m
     assert (near.mean(1).sign() == anchors.mean(1).sign()).all()
 
 
+def test_partial_noising_draws_noise_so_positives_vary_with_the_seed(trained_two_cluster_model):
+    """Sampling noises the anchor to step ⌊level·T⌋ before the (deterministic) DDIM steps:
+    two generators give two different positives per anchor, neither of them the anchor."""
+    model, _ = trained_two_cluster_model
+    anchors, condition = _two_clusters(100, torch.Generator().manual_seed(3))
+    cpu = torch.device("cpu")
+    positives = [
+        model.generate(anchors, condition, 0.5, 5, torch.Generator().manual_seed(seed), cpu)
+        for seed in (4, 5)
+    ]
+    assert ((positives[0] - positives[1]).norm(dim=1) > 0.05).all()
+    for positive in positives:
+        assert ((positive - anchors).norm(dim=1) > 0.05).all()
+        assert (positive.mean(1).sign() == anchors.mean(1).sign()).all()  # still the cluster's
+
+
 @pytest.mark.parametrize("schedule", [GaussianSchedule(100), CategoricalSchedule(100)])
 def test_dna_samples_decode_to_valid_one_hot_and_keep_padding(schedule):
     generator = torch.Generator().manual_seed(0)
