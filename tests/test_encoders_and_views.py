@@ -7,7 +7,7 @@ import torch
 from diffaug_bio import InputError
 from diffaug_bio.contrastive import DNAViews, ExpressionViews, info_nce
 from diffaug_bio.contrastive.losses import get_loss
-from diffaug_bio.contrastive.views import NeighbourViews, shift
+from diffaug_bio.contrastive.views import NeighbourMixup, NeighbourViews, shift
 from diffaug_bio.encoders import CNNEncoder, MLPEncoder, TransformerEncoder
 from diffaug_bio.io import one_hot_decode, one_hot_encode, read_sequence_file
 from diffaug_bio.modality import kmer_spectrum
@@ -63,6 +63,27 @@ def test_reverse_complement_and_shift():
     assert views == {"AACGT", "ACGTT"}
 
 
+@pytest.mark.parametrize(
+    "rates",
+    [{"substitution_rate": 1.0, "mask_rate": 0.0}, {"substitution_rate": 0.0, "mask_rate": 1.0}],
+)
+def test_dna_views_substitute_and_mask_bases_but_never_padding(rates):
+    """Short sequences centred in a longer window: every base is substituted (or masked to N)
+    at rate 1.0, while the padding columns around them stay all zero."""
+    x = torch.from_numpy(one_hot_encode(["ACGTACGTAC", "GGATCCATTAGCCATGACGT"], max_len=30))
+    padding = x.sum(1) == 0  # symmetric around each sequence: reverse complement keeps it
+    assert padding.sum().item() == 20 + 10
+    for seed in range(5):
+        view = DNAViews(max_shift=0, **rates)(x, torch.Generator().manual_seed(seed))
+        assert (view.permute(0, 2, 1)[padding] == 0).all()
+        bases = view.permute(0, 2, 1)[~padding]
+        if rates["mask_rate"]:
+            assert (bases == 0.25).all()
+        else:
+            assert ((bases == 0) | (bases == 1)).all() and (bases.sum(1) == 1).all()
+        assert [len(s) for s in one_hot_decode(view)] == [10, 20]
+
+
 def test_expression_views_mask_about_the_asked_fraction():
     x = torch.ones(200, 100)
     view = ExpressionViews(mask_rate=0.3, noise=0.0)(x, torch.Generator().manual_seed(0))
@@ -90,6 +111,41 @@ def test_info_nce_matches_hand_computation():
     swapped = info_nce(h1, h2.flip(0), temperature=t).item()
     assert swapped > expected  # wrong partners cost more
     assert np.isfinite(swapped)
+
+
+def test_info_nce_compares_directions_not_lengths():
+    """Cosine similarity: rescaling either set of head outputs leaves the loss unchanged."""
+    generator = torch.Generator().manual_seed(0)
+    h1, h2 = torch.randn(8, 5, generator=generator), torch.randn(8, 5, generator=generator)
+    h2 = h1 + 0.5 * h2  # positives correlated with their anchors
+    loss = info_nce(h1, h2).item()
+    assert info_nce(3 * h1, 0.5 * h2).item() == pytest.approx(loss, rel=1e-5)
+    lengths = torch.rand(8, 1, generator=generator) + 0.2
+    assert info_nce(h1 * lengths, h2 / lengths).item() == pytest.approx(loss, rel=1e-5)
+
+
+def test_neighbour_mixup_puts_each_positive_between_its_anchor_and_a_cluster_mate():
+    """Two well-separated clusters: a positive is α x + (1 − α) x_nb with x_nb one of the
+    anchor's nearest neighbours, i.e. a point of its own cluster; never the anchor itself."""
+    generator = torch.Generator().manual_seed(0)
+    cluster = (torch.arange(40) >= 20).float()
+    centres = torch.stack([torch.full((6,), -5.0), torch.full((6,), 5.0)])
+    data = centres[cluster.long()] + torch.randn(40, 6, generator=generator)
+    pairs = NeighbourMixup(data, n_neighbors=5, seed=0)
+    index = torch.randperm(40, generator=generator)[:30]  # a batch: a subset, shuffled
+    anchors, positives = pairs(data[index], index, torch.Generator().manual_seed(1))
+    assert torch.equal(anchors, data[index])
+    assert ((positives - anchors).norm(dim=1) > 1e-4).all()
+    own, other = centres[cluster[index].long()], centres[1 - cluster[index].long()]
+    assert ((positives - own).norm(dim=1) < (positives - other).norm(dim=1)).all()
+    # on the segment from the anchor to some other point of its cluster
+    for i, anchor, positive in zip(index.tolist(), anchors, positives):
+        mates = data[(cluster == cluster[i]) & (torch.arange(40) != i)]
+        direction = mates - anchor
+        along = (direction @ (positive - anchor)) / direction.pow(2).sum(1)
+        off_line = (anchor + along[:, None] * direction - positive).norm(dim=1)
+        on_segment = (off_line < 1e-4) & (along > 0) & (along <= 1)
+        assert on_segment.any()
 
 
 def test_dna_neighbour_warmup_draws_positives_from_k_mer_neighbours():
