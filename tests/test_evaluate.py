@@ -33,6 +33,26 @@ def test_cross_validated_accuracies_separate_signal_from_noise():
     assert leiden_scores(clustered, labels)["ari"] > 0.9
 
 
+def test_knn_accuracy_votes_over_k_neighbours():
+    """Two clusters with a fifth of the labels flipped: a point's single nearest neighbour
+    is often mislabelled, its 15 nearest mostly are not, so k = 15 scores clearly higher;
+    the score is scikit-learn's k-NN on the protocol's stratified, shuffled folds."""
+    from sklearn.model_selection import StratifiedKFold, cross_val_score
+    from sklearn.neighbors import KNeighborsClassifier
+
+    rng = np.random.default_rng(0)
+    points = np.concatenate([rng.normal(-3, 1, (100, 2)), rng.normal(3, 1, (100, 2))])
+    labels = np.repeat([0, 1], 100)
+    labels = np.where(rng.random(200) < 0.2, 1 - labels, labels)
+    one, fifteen = knn_accuracy(points, labels, k=1), knn_accuracy(points, labels, k=15)
+    assert fifteen > one + 0.1
+    assert knn_accuracy(points, labels) == fifteen  # k = 15 by default
+    folds = StratifiedKFold(5, shuffle=True, random_state=0)
+    for k, score in ((1, one), (15, fifteen)):
+        expected = cross_val_score(KNeighborsClassifier(k), points, labels, cv=folds).mean()
+        assert score == pytest.approx(expected)
+
+
 def test_a_class_too_small_for_five_folds_is_said(caplog):
     rng = np.random.default_rng(0)
     labels = np.array(["x"] * 40 + ["y"] * 3)
