@@ -78,7 +78,7 @@ def test_the_suite_refuses_bad_specs_up_front(tmp_path, run_script_here):
     for arguments, message in [
         (["--only", "pbmc"], "--only pbmc: not a dataset name; choose from pbmc68k_reduced"),
         (["--only", "mouse_bladder"], "mouse_bladder_2100.h5ad not found (see --data)"),
-        (["--methods", "simclr:tempurature=0.3"], "--tempurature: not an option of --method"),
+        (["--methods", "simclr:tempurature=0.3"], ": tempurature: not an option of --method"),
         (["--methods", "kmer6:pcs=128"], "kmer6:pcs=128: a k-mer peer takes one option"),
         (["--methods", "kmer6:pca=0"], "kmer6:pca=0: a k-mer peer takes one option"),
     ]:  # each used to fail inside a task, after the peers had run, in two tracebacks
