@@ -203,7 +203,8 @@ def training_options(function):
         click.option("--loss", type=click.Choice(LOSSES), default=None,
                      help="Contrastive loss [default: infonce; du for --method du]."),
         click.option("--temperature", type=click.FloatRange(min=0, min_open=True), default=None,
-                     help=f"InfoNCE temperature [default: {INFONCE_TEMPERATURE}]."),
+                     help=f"InfoNCE temperature [default: {INFONCE_TEMPERATURE}]; with --loss "
+                     "du or --method du it sets DU's weight t = 1/(2T) [default: t = 2]."),
         click.option("--warmup", type=click.Choice(["neighbours", "views"]), default=None,
                      help="diffaug: warm-up positives [default: views for one-hot DNA, "
                           "neighbours else]."),

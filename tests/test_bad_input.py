@@ -208,8 +208,8 @@ CASES = {
         "needs one-hot data",
     ),
     "temperature for a loss without one": (
-        ["embed", "{bladder}", "--method", "du", "--temperature", "0.3"],
-        "--temperature applies to --loss infonce, not du",
+        ["embed", "{bladder}", "--loss", "tkernel", "--temperature", "0.3"],
+        "--temperature applies to --loss infonce or du, not tkernel",
     ),
     "empty obsm key (in place)": (
         ["embed", "{bladder}", "--key-added", ""],

@@ -11,6 +11,7 @@ from diffaug_bio._errors import InputError
 from diffaug_bio.contrastive.losses import (
     KernelPriorUniformity,
     decoupled_uniformity,
+    get_loss,
     median_bandwidth,
     view_centroids,
 )
@@ -25,6 +26,21 @@ def test_decoupled_uniformity_matches_hand_computation():
     assert decoupled_uniformity(centroids).item() == pytest.approx(expected, rel=1e-6)
     # spreading the centroids apart lowers the loss
     assert decoupled_uniformity(2 * centroids).item() < expected
+
+
+def test_a_temperature_sets_dus_weight_as_infonce_weighs_distances():
+    """--temperature T gives DU t = 1/(2T) (InfoNCE's weight on squared distances between unit
+    vectors); without it DU keeps t = 2."""
+    generator = torch.Generator().manual_seed(0)
+    h1, h2 = torch.randn(6, 4, generator=generator), torch.randn(6, 4, generator=generator)
+    index = torch.arange(6)
+    centroids = view_centroids(h1, h2)
+    at_half = get_loss("du", 0.5)(None, h1, h2, index).item()
+    assert at_half == pytest.approx(decoupled_uniformity(centroids, t=1.0).item(), rel=1e-6)
+    assert get_loss("du")(None, h1, h2, index).item() == pytest.approx(
+        decoupled_uniformity(centroids, t=2.0).item(), rel=1e-6
+    )
+    assert at_half != pytest.approx(get_loss("du")(None, h1, h2, index).item(), rel=1e-3)
 
 
 def test_view_centroids_average_the_views_on_the_sphere():
@@ -101,7 +117,16 @@ def test_du_with_a_prior_trains_and_records_it(pbmc, prior, monkeypatch):
     # a cheaper generator for the prior: the test is about the plumbing, not the quality
     monkeypatch.setattr("diffaug_bio.methods.du.DiffAug", partial(DiffAug, diffusion_epochs=2))
     adata = pbmc[:200].copy()
-    model = tl.embed(adata, method="du", prior=prior, epochs=2, dim=8, seed=0)
+    weights = []
+    original = KernelPriorUniformity.__init__
+
+    def recording(self, *args):
+        original(self, *args)
+        weights.append(self.t)
+
+    monkeypatch.setattr(KernelPriorUniformity, "__init__", recording)
+    model = tl.embed(adata, method="du", prior=prior, epochs=2, dim=8, seed=0, temperature=1.0)
+    assert weights == [0.5]  # t = 1/(2T) reaches the kernel-prior loss too
     assert adata.obsm["X_diffaug"].shape == (adata.n_obs, 8)
     assert adata.uns["diffaug"]["params"]["prior"] == prior
     # the DiffAug prior's generator is conditioned on an encoder that DU then moves, so it is

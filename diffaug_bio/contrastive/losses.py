@@ -60,7 +60,20 @@ def t_kernel_loss(
     return -(p * torch.log(q + eps) + (1 - p) * torch.log(1 - q + eps)).mean()
 
 
-def decoupled_uniformity(centroids: torch.Tensor, t: float = 2.0) -> torch.Tensor:
+UNIFORMITY_WEIGHT = 2.0
+"""DU's t without ``--temperature``: Wang & Isola's (2020), InfoNCE's at T = 0.25."""
+
+
+def uniformity_weight(temperature: float | None) -> float:
+    """DU's t for an InfoNCE temperature T. InfoNCE's negatives term is log Σ exp(cos / T),
+    and cos = 1 − d²/2 between unit vectors, so it weighs squared distances by 1/(2T): DU at
+    t = 1/(2T) spreads the points as InfoNCE at T does (T = 0.5, InfoNCE's default: t = 1,
+    which on mouse bladder kept t = 2's Leiden ARI for +0.6 kNN-15; benchmarks/RESULTS.md).
+    None: :data:`UNIFORMITY_WEIGHT`."""
+    return UNIFORMITY_WEIGHT if temperature is None else 1 / (2 * temperature)
+
+
+def decoupled_uniformity(centroids: torch.Tensor, t: float = UNIFORMITY_WEIGHT) -> torch.Tensor:
     """``L_DU = log( 2/(n(n−1)) Σ_{i<j} exp(−t ‖μ_i − μ_j‖²) )`` (Dufumier et al., 2023).
 
     No positive term: spreading the centroids apart rewards large centroid norms, which on
@@ -102,10 +115,17 @@ class KernelPriorUniformity:
     The prior must not be an evaluation label: :class:`~diffaug_bio.methods.DU` only builds
     it from the data (PCA) or from an unsupervised model (DiffAug)."""
 
-    def __init__(self, prior: torch.Tensor, sigma: float | None = None, ridge: float = 0.01):
+    def __init__(
+        self,
+        prior: torch.Tensor,
+        sigma: float | None = None,
+        ridge: float = 0.01,
+        t: float = UNIFORMITY_WEIGHT,
+    ):
         self.prior = prior.float()
         self.sigma = median_bandwidth(self.prior) if sigma is None else sigma
         self.ridge = ridge
+        self.t = t
 
     def smoothing(self, index: torch.Tensor) -> torch.Tensor:
         z = self.prior[index.cpu()]
@@ -115,7 +135,7 @@ class KernelPriorUniformity:
 
     def __call__(self, z1, h1, h2, index) -> torch.Tensor:
         weights = self.smoothing(index).to(h1.device, h1.dtype)
-        return decoupled_uniformity(weights @ view_centroids(h1, h2))
+        return decoupled_uniformity(weights @ view_centroids(h1, h2), self.t)
 
 
 LossFn = Callable[[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
@@ -124,18 +144,23 @@ LOSSES: dict[str, LossFn] = {
         h1, h2, temperature
     ),
     "tkernel": lambda z1, h1, h2, index: t_kernel_loss(z1, h1, h2),
-    "du": lambda z1, h1, h2, index: decoupled_uniformity(view_centroids(h1, h2)),
+    "du": lambda z1, h1, h2, index, t=UNIFORMITY_WEIGHT: decoupled_uniformity(
+        view_centroids(h1, h2), t
+    ),
 }
 
 
 def get_loss(name: str, temperature: float | None = None) -> LossFn:
-    """The loss called ``name``; ``temperature`` (InfoNCE only) overrides its default."""
+    """The loss called ``name``; ``temperature`` overrides InfoNCE's, or sets DU's t to
+    :func:`uniformity_weight` of it."""
     if name not in LOSSES:
         raise InputError(f"unknown loss {name!r}: choose {', '.join(LOSSES)}")
     if temperature is None:
         return LOSSES[name]
-    if name != "infonce":
-        raise InputError(f"--temperature applies to --loss infonce, not {name}")
+    if name == "tkernel":
+        raise InputError("--temperature applies to --loss infonce or du, not tkernel")
     if temperature <= 0:
         raise InputError(f"--temperature must be positive, got {temperature}")
+    if name == "du":
+        return functools.partial(LOSSES[name], t=uniformity_weight(temperature))
     return functools.partial(LOSSES[name], temperature=temperature)

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 import torch
 
 from .._errors import InputError
-from ..contrastive.losses import KernelPriorUniformity, get_loss
+from ..contrastive.losses import KernelPriorUniformity, get_loss, uniformity_weight
 from ..contrastive.views import principal_components, two_views
 from ..train import ContrastiveTrainer, embed
 from .base import Method, MethodOptions
@@ -100,7 +100,9 @@ class DU(Method):
                 "du prior", lambda: torch.from_numpy(embed(trainer.encoder, data, trainer.device))
             )
             du_epochs = epochs - prior_epochs
-        trainer.loss = KernelPriorUniformity(prior, options.sigma, options.ridge)
+        trainer.loss = KernelPriorUniformity(
+            prior, options.sigma, options.ridge, uniformity_weight(options.temperature)
+        )
         if not trainer.loss.sigma > 0:  # the median distance: most items share one prior point
             raise InputError(_SAME_PRIOR.format(prior=options.prior))
         logger.debug("du: %s prior, σ = %.4g", options.prior, trainer.loss.sigma)
