@@ -92,6 +92,12 @@ def _record_params(adata: ad.AnnData, model: EmbeddingModel, **extra: object) ->
     adata.uns["diffaug"] = _uns_record(_params(model, **extra), adata.uns.get("diffaug"))
 
 
+def _written_embeddings(previous: object) -> dict:
+    """The params of each obsm key this package wrote, from a file's ``uns["diffaug"]``
+    (``previous``; anything but a mapping: none)."""
+    return dict(previous.get("embeddings", {})) if isinstance(previous, Mapping) else {}
+
+
 def _uns_record(params: dict, previous: object) -> dict:
     """``uns["diffaug"]``: ``params`` of the latest embedding and, for cells, the params of
     each obsm key written so far under ``embeddings``, so that a second ``--key-added``
@@ -99,8 +105,7 @@ def _uns_record(params: dict, previous: object) -> dict:
     record = {"params": params}
     key = params.get("key_added")
     if key is not None:
-        kept = previous.get("embeddings", {}) if isinstance(previous, Mapping) else {}
-        record["embeddings"] = {**kept, key: params}
+        record["embeddings"] = {**_written_embeddings(previous), key: params}
     return record
 
 
@@ -117,8 +122,7 @@ def _warn_if_replacing(key: str, obsm_keys: Sequence[str], previous_uns: object)
     """Say so, before any training, when ``key`` names an obsm entry this package did not
     write (``--key-added X_pca``): scanpy replaces its keys silently, but here the name is
     the user's choice, and a mistaken one would lose another tool's embedding."""
-    written = previous_uns.get("embeddings", {}) if isinstance(previous_uns, Mapping) else {}
-    if key in obsm_keys and key not in written:
+    if key in obsm_keys and key not in _written_embeddings(previous_uns):
         logger.warning("obsm[%r] holds an embedding diffaug-bio did not write: it is replaced", key)
 
 

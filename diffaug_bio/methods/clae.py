@@ -26,7 +26,7 @@ from ..contrastive.adversarial import (
 from ..contrastive.views import two_views
 from ..modality import Modality
 from ..train import ContrastiveTrainer, Objective
-from .base import Method, MethodOptions
+from .base import Method, MethodOptions, option_name
 
 
 def input_gradient(
@@ -61,11 +61,11 @@ class CLAEOptions(MethodOptions):
     def __post_init__(self) -> None:
         super().__post_init__()
         if self.alpha < 0:
-            raise InputError("alpha must be at least 0")
+            raise InputError(f"{option_name('alpha')} must be at least 0")
         if self.epsilon <= 0:
             raise InputError("--epsilon must be > 0")
         if not 0 < self.flip_rate <= 1:
-            raise InputError("flip_rate must lie in (0, 1]")
+            raise InputError(f"{option_name('flip_rate')} must lie in (0, 1]")
 
 
 class CLAE(Method):

@@ -24,7 +24,7 @@ from .._errors import InputError
 from ..contrastive.losses import KernelPriorUniformity, get_loss, uniformity_weight
 from ..contrastive.views import principal_components, two_views
 from ..train import ContrastiveTrainer, embed
-from .base import Method, MethodOptions
+from .base import Method, MethodOptions, option_name
 from .diffaug import DiffAug
 
 logger = logging.getLogger("diffaug_bio")
@@ -56,9 +56,9 @@ class DUOptions(MethodOptions):
         if self.sigma is not None and self.sigma <= 0:
             raise InputError("--sigma must be > 0")
         if self.ridge <= 0:
-            raise InputError("ridge must be > 0")
+            raise InputError(f"{option_name('ridge')} must be > 0")
         if not 0 < self.prior_share < 1:
-            raise InputError("prior_share must lie in (0, 1)")
+            raise InputError(f"{option_name('prior_share')} must lie in (0, 1)")
 
 
 _SAME_PRIOR = (
