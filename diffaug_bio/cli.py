@@ -43,6 +43,7 @@ EPOCHS = {"cells": 100, "dna": 20}
 BATCH_SIZE = {"cells": 256, "dna": 128}
 DIFFAUG_DEFAULTS = {"rounds": 2, "replace_fraction": 0.5, "noise_level": 0.5, "guidance": 0.0,
                     "schedule": "cosine", "process": "gaussian"}  # fmt: skip
+DIFFAUG_LOSS = {"cells and k-mers": "du", "one-hot DNA": "infonce"}
 CLAE_FLIP_RATE = 0.02
 CHECKPOINT_EVERY_S = 60.0
 DEFAULT_KEY = "X_diffaug"
@@ -201,10 +202,12 @@ def training_options(function):
         click.option("--device", type=DEVICE, default="auto", show_default=True,
                      help="auto picks cuda, then mps, then cpu."),
         click.option("--loss", type=click.Choice(LOSSES), default=None,
-                     help="Contrastive loss [default: infonce; du for --method du]."),
+                     help="Contrastive loss [default: infonce; du for --method du; for diffaug "
+                          + ", ".join(f"{loss} on {data}" for data, loss in DIFFAUG_LOSS.items())
+                          + "]."),
         click.option("--temperature", type=click.FloatRange(min=0, min_open=True), default=None,
-                     help=f"InfoNCE temperature [default: {INFONCE_TEMPERATURE}]; with --loss "
-                     "du or --method du it sets DU's weight t = 1/(2T) [default: t = 2]."),
+                     help=f"InfoNCE's temperature T [default: {INFONCE_TEMPERATURE}]; for the du "
+                          "loss it sets DU's weight t = 1/(2T) [default: t = 1]."),
         click.option("--warmup", type=click.Choice(["neighbours", "views"]), default=None,
                      help="diffaug: warm-up positives [default: views for one-hot DNA, "
                           "neighbours else]."),

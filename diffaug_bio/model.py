@@ -156,7 +156,8 @@ class EmbeddingModel:
         """Train a fresh encoder on encoder-ready ``data`` (see :meth:`prepare`), without labels.
 
         ``batch_size``: items per optimiser step, all processes together under torchrun
-        (default: the modality's); it is also how many negatives InfoNCE sees per anchor.
+        (default: the modality's); it is also the set of items the loss pushes each anchor
+        away from.
         ``checkpoints`` saves the run periodically and, with ``resume``, continues an
         interrupted one to the same result (one process only).
         ``method_options`` go to the method (e.g. ``loss``, ``rounds`` for ``diffaug``).

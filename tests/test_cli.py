@@ -257,6 +257,9 @@ def test_the_options_state_the_codes_choices_and_defaults():
     assert (stated.EPOCHS["dna"], stated.BATCH_SIZE["dna"]) == (DNA.default_epochs, DNA.batch_size)
     diffaug_defaults = {name: getattr(DiffAugOptions, name) for name in stated.DIFFAUG_DEFAULTS}
     assert diffaug_defaults == stated.DIFFAUG_DEFAULTS
+    assert {
+        "cells and k-mers": EXPRESSION.diffaug_loss, "one-hot DNA": DNA.diffaug_loss
+    } == stated.DIFFAUG_LOSS and DNA_KMERS.diffaug_loss == EXPRESSION.diffaug_loss  # fmt: skip
     assert CLAEOptions.flip_rate == stated.CLAE_FLIP_RATE
     assert stated.CHECKPOINT_EVERY_S == DEFAULT_EVERY_S
     assert stated.DEFAULT_KEY == tl.DEFAULT_KEY

@@ -17,7 +17,7 @@ from diffaug_bio.cli import cli
 from diffaug_bio.io.expression import pearson_residuals
 from diffaug_bio.methods import diffaug as diffaug_module
 from diffaug_bio.methods.diffaug import DiffAug, with_generated
-from diffaug_bio.modality import EXPRESSION
+from diffaug_bio.modality import DNA, DNA_KMERS, EXPRESSION
 from diffaug_bio.train import ContrastiveTrainer
 
 FAST = {"rounds": 2, "diffusion_epochs": 2}
@@ -156,6 +156,36 @@ def test_temperature_changes_the_embedding_and_is_recorded(pbmc):
     dab.tl.embed(cooler, "simclr", epochs=2, seed=1, temperature=0.2)
     assert cooler.uns["diffaug"]["params"]["temperature"] == 0.2
     assert not np.allclose(default.obsm["X_diffaug"], cooler.obsm["X_diffaug"])
+
+
+def test_diffaug_scores_cells_and_kmers_with_decoupled_uniformity_at_t_1_one_hot_dna_infonce():
+    """DiffAug's default loss is the one measured best per modality (RESULTS.md): DU at
+    t = 1/(2 · 0.5) for cells and k-mer counts, InfoNCE for one-hot DNA; hand-designed views
+    keep InfoNCE, and a loss or temperature given wins."""
+    from diffaug_bio.contrastive.losses import decoupled_uniformity, info_nce, view_centroids
+    from diffaug_bio.methods import build_method
+
+    generator = torch.Generator().manual_seed(0)
+    z, h1, h2 = (torch.randn(6, 4, generator=generator) for _ in range(3))
+    index = torch.arange(6)
+
+    def loss_of(method: str, modality=EXPRESSION, **options) -> float:
+        return build_method(method, modality, **options).loss(z, h1, h2, index).item()
+
+    du_at = {t: decoupled_uniformity(view_centroids(h1, h2), t=t).item() for t in (1.0, 2.0)}
+    infonce = info_nce(h1, h2, 0.5).item()
+    assert loss_of("diffaug") == pytest.approx(du_at[1.0], rel=1e-6)
+    assert loss_of("diffaug", DNA_KMERS) == pytest.approx(du_at[1.0], rel=1e-6)
+    assert loss_of("diffaug", DNA) == pytest.approx(infonce)
+    assert loss_of("diffaug", temperature=0.25) == pytest.approx(du_at[2.0], rel=1e-6)
+    assert loss_of("diffaug", loss="infonce") == pytest.approx(infonce)
+    assert loss_of("diffaug", DNA, loss="du") == pytest.approx(du_at[1.0], rel=1e-6)
+    assert loss_of("simclr") == pytest.approx(infonce)
+    # recorded resolved, so a saved model says which loss trained it
+    assert build_method("diffaug", DNA).params()["loss"] == "infonce"
+    assert build_method("diffaug", EXPRESSION).params()["loss"] == "du"
+    with pytest.raises(InputError, match="--temperature must be positive"):
+        build_method("diffaug", EXPRESSION, temperature=-1.0)
 
 
 def test_unknown_option_for_a_method_is_a_clear_error(pbmc):

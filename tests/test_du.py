@@ -21,26 +21,28 @@ from diffaug_bio.modality import EXPRESSION
 
 def test_decoupled_uniformity_matches_hand_computation():
     centroids = torch.tensor([[0.0, 0.0], [1.0, 0.0], [0.0, 2.0]])
-    # squared distances of the pairs (0,1), (0,2), (1,2): 1, 4, 5; t = 2
+    # squared distances of the pairs (0,1), (0,2), (1,2): 1, 4, 5
     expected = math.log((math.exp(-2) + math.exp(-8) + math.exp(-10)) / 3)
-    assert decoupled_uniformity(centroids).item() == pytest.approx(expected, rel=1e-6)
+    assert decoupled_uniformity(centroids, t=2.0).item() == pytest.approx(expected, rel=1e-6)
+    by_default = math.log((math.exp(-1) + math.exp(-4) + math.exp(-5)) / 3)  # t = 1
+    assert decoupled_uniformity(centroids).item() == pytest.approx(by_default, rel=1e-6)
     # spreading the centroids apart lowers the loss
-    assert decoupled_uniformity(2 * centroids).item() < expected
+    assert decoupled_uniformity(2 * centroids).item() < by_default
 
 
 def test_a_temperature_sets_dus_weight_as_infonce_weighs_distances():
     """--temperature T gives DU t = 1/(2T) (InfoNCE's weight on squared distances between unit
-    vectors); without it DU keeps t = 2."""
+    vectors); without it DU takes InfoNCE's default T = 0.5's, t = 1."""
     generator = torch.Generator().manual_seed(0)
     h1, h2 = torch.randn(6, 4, generator=generator), torch.randn(6, 4, generator=generator)
     index = torch.arange(6)
     centroids = view_centroids(h1, h2)
-    at_half = get_loss("du", 0.5)(None, h1, h2, index).item()
-    assert at_half == pytest.approx(decoupled_uniformity(centroids, t=1.0).item(), rel=1e-6)
+    at_quarter = get_loss("du", 0.25)(None, h1, h2, index).item()
+    assert at_quarter == pytest.approx(decoupled_uniformity(centroids, t=2.0).item(), rel=1e-6)
     assert get_loss("du")(None, h1, h2, index).item() == pytest.approx(
-        decoupled_uniformity(centroids, t=2.0).item(), rel=1e-6
+        decoupled_uniformity(centroids, t=1.0).item(), rel=1e-6
     )
-    assert at_half != pytest.approx(get_loss("du")(None, h1, h2, index).item(), rel=1e-3)
+    assert at_quarter != pytest.approx(get_loss("du")(None, h1, h2, index).item(), rel=1e-3)
 
 
 def test_view_centroids_average_the_views_on_the_sphere():

@@ -60,17 +60,18 @@ def t_kernel_loss(
     return -(p * torch.log(q + eps) + (1 - p) * torch.log(1 - q + eps)).mean()
 
 
-UNIFORMITY_WEIGHT = 2.0
-"""DU's t without ``--temperature``: Wang & Isola's (2020), InfoNCE's at T = 0.25."""
+def uniformity_weight(temperature: float | None = None) -> float:
+    """DU's t for an InfoNCE temperature T (None: :data:`INFONCE_TEMPERATURE`). InfoNCE's
+    negatives term is log Σ exp(cos / T), and cos = 1 − d²/2 between unit vectors, so it
+    weighs squared distances by 1/(2T): DU at t = 1/(2T) spreads the points as InfoNCE at T
+    does. So one ``--temperature`` sets both losses, and its default gives t = 1, not Wang &
+    Isola's t = 2 (InfoNCE's T = 0.25), which the reference uses: on mouse bladder t = 1 kept
+    t = 2's Leiden ARI for +0.6 kNN-15 under DiffAug, +1.25 on simclr's views (RESULTS.md)."""
+    return 1 / (2 * (INFONCE_TEMPERATURE if temperature is None else temperature))
 
 
-def uniformity_weight(temperature: float | None) -> float:
-    """DU's t for an InfoNCE temperature T. InfoNCE's negatives term is log Σ exp(cos / T),
-    and cos = 1 − d²/2 between unit vectors, so it weighs squared distances by 1/(2T): DU at
-    t = 1/(2T) spreads the points as InfoNCE at T does (T = 0.5, InfoNCE's default: t = 1,
-    which on mouse bladder kept t = 2's Leiden ARI for +0.6 kNN-15; benchmarks/RESULTS.md).
-    None: :data:`UNIFORMITY_WEIGHT`."""
-    return UNIFORMITY_WEIGHT if temperature is None else 1 / (2 * temperature)
+UNIFORMITY_WEIGHT = uniformity_weight()
+"""DU's t without ``--temperature``: 1."""
 
 
 def decoupled_uniformity(centroids: torch.Tensor, t: float = UNIFORMITY_WEIGHT) -> torch.Tensor:

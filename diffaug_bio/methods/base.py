@@ -33,7 +33,7 @@ class MethodOptions:
 
     loss: str = "infonce"
     temperature: float | None = None
-    """InfoNCE temperature; None: ``INFONCE_TEMPERATURE``."""
+    """InfoNCE's temperature T, and DU's weight t = 1/(2T); None: ``INFONCE_TEMPERATURE``."""
 
     def __post_init__(self) -> None:
         hints = get_type_hints(type(self))
@@ -44,7 +44,8 @@ class MethodOptions:
                 setattr(self, option.name, whole_number(name, value, 1))
             elif float in (hint, *get_args(hint)) and value is not None:
                 setattr(self, option.name, real_number(name, value))
-        get_loss(self.loss, self.temperature)
+        if self.loss is not None:  # None: the method resolves it by modality (DiffAug)
+            get_loss(self.loss, self.temperature)
 
 
 class Method(ABC):

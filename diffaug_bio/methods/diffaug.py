@@ -22,6 +22,7 @@ import torch
 
 from .. import distributed
 from .._errors import InputError
+from ..contrastive.losses import get_loss
 from ..contrastive.views import PairMaker
 from ..diffusion import ConditionalDiffusion, make_schedule
 from ..diffusion.schedules import BETA_SCHEDULES, SCHEDULES
@@ -37,6 +38,9 @@ Decode = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
 @dataclass
 class DiffAugOptions(MethodOptions):
+    loss: str | None = None
+    """None: the modality's (``Modality.diffaug_loss``: cells and k-mers du, one-hot DNA
+    infonce; measured)."""
     rounds: int = 2
     warmup: str | None = None
     """Warm-up positives: "neighbours" (cells: mixup with a PCA neighbour; DNA: a view of a
@@ -120,6 +124,9 @@ class DiffAug(Method):
     def __init__(self, modality: Modality, **options: object):
         super().__init__(modality, **options)
         # None means "the modality's default"; recorded resolved, in params and config
+        if self.options.loss is None:
+            self.options.loss = modality.diffaug_loss
+            get_loss(self.options.loss, self.options.temperature)
         if self.options.warmup is None:
             self.options.warmup = modality.default_warmup
         if self.options.sampling_steps is None:

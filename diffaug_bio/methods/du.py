@@ -21,7 +21,7 @@ from dataclasses import dataclass
 import torch
 
 from .._errors import InputError
-from ..contrastive.losses import KernelPriorUniformity, get_loss, uniformity_weight
+from ..contrastive.losses import KernelPriorUniformity, uniformity_weight
 from ..contrastive.views import principal_components, two_views
 from ..train import ContrastiveTrainer, embed
 from .base import Method, MethodOptions, option_name
@@ -92,7 +92,7 @@ class DU(Method):
             if prior_epochs < 1:
                 raise InputError("--prior diffaug needs at least 2 epochs")
             diffaug = DiffAug(self.modality)
-            trainer.loss = get_loss(diffaug.options.loss)
+            trainer.loss = diffaug.loss
             # its generator is not kept: conditioned on the encoder as the prior left it,
             # which DU's epochs then move, it would generate off-condition positives
             diffaug.fit(trainer, data, prior_epochs)
