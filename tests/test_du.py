@@ -1,7 +1,6 @@
 """Decoupled uniformity and its kernel prior: losses by hand, the σ limits, the method."""
 
 import math
-from functools import partial
 
 import pytest
 import torch
@@ -116,8 +115,14 @@ def test_du_with_a_prior_trains_and_records_it(pbmc, prior, monkeypatch):
     from diffaug_bio import tl
     from diffaug_bio.methods import DiffAug
 
-    # a cheaper generator for the prior: the test is about the plumbing, not the quality
-    monkeypatch.setattr("diffaug_bio.methods.du.DiffAug", partial(DiffAug, diffusion_epochs=2))
+    prior_phases = []
+
+    def cheap_diffaug(modality, **options):
+        # a cheaper generator for the prior: the test is about the plumbing, not the quality
+        prior_phases.append(DiffAug(modality, diffusion_epochs=2, **options))
+        return prior_phases[-1]
+
+    monkeypatch.setattr("diffaug_bio.methods.du.DiffAug", cheap_diffaug)
     adata = pbmc[:200].copy()
     weights = []
     original = KernelPriorUniformity.__init__
@@ -129,6 +134,8 @@ def test_du_with_a_prior_trains_and_records_it(pbmc, prior, monkeypatch):
     monkeypatch.setattr(KernelPriorUniformity, "__init__", recording)
     model = tl.embed(adata, method="du", prior=prior, epochs=2, dim=8, seed=0, temperature=1.0)
     assert weights == [0.5]  # t = 1/(2T) reaches the kernel-prior loss too
+    if prior == "diffaug":  # and the DiffAug prior phase's own DU loss
+        assert [phase.loss.keywords for phase in prior_phases] == [{"t": 0.5}]
     assert adata.obsm["X_diffaug"].shape == (adata.n_obs, 8)
     assert adata.uns["diffaug"]["params"]["prior"] == prior
     # the DiffAug prior's generator is conditioned on an encoder that DU then moves, so it is

@@ -8,9 +8,9 @@ unsupervised model, never from labels:
 
 - ``"pca"``: the top principal components of the modality's prior features
   (expression values; DNA k-mer spectra);
-- ``"diffaug"``: the bridge between the two methods — DiffAug trains the encoder (and its
-  generator, saved with the model) for ``prior_share`` of the epochs, and its embedding is
-  the prior for the decoupled-uniformity epochs that follow.
+- ``"diffaug"``: the bridge between the two methods — DiffAug trains the encoder for
+  ``prior_share`` of the epochs, and its embedding is the prior for the
+  decoupled-uniformity epochs that follow (its generator is dropped: see ``DU.fit``).
 """
 
 from __future__ import annotations
@@ -91,7 +91,8 @@ class DU(Method):
             prior_epochs = min(epochs - 1, max(1, round(epochs * options.prior_share)))
             if prior_epochs < 1:
                 raise InputError("--prior diffaug needs at least 2 epochs")
-            diffaug = DiffAug(self.modality)
+            # the temperature asked for weighs both phases' losses (cells: DU in each)
+            diffaug = DiffAug(self.modality, temperature=options.temperature)
             trainer.loss = diffaug.loss
             # its generator is not kept: conditioned on the encoder as the prior left it,
             # which DU's epochs then move, it would generate off-condition positives
